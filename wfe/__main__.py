@@ -1,0 +1,3 @@
+from wfe.cli import entry
+
+entry()

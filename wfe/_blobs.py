@@ -1,0 +1,226 @@
+"""The content-addressed blob store."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from typing import IO, BinaryIO, Union
+
+from ._digest import PREFIX, hex_of, new_hasher, validate_digest
+from ._errors import BlobNotFoundError, IntegrityError
+from ._fsio import CHUNK_SIZE, StorageIO
+
+BlobSource = Union[bytes, bytearray, memoryview, IO[bytes], "os.PathLike[str]"]
+
+BLOB_PREFIX = "blobs/sha256"
+
+
+def blob_path(digest: str) -> str:
+    """Where a blob lives under the store root: ``blobs/sha256/ab/cdef…`` (validates first)."""
+    hexdigest = hex_of(digest)
+    return f"{BLOB_PREFIX}/{hexdigest[:2]}/{hexdigest[2:]}"
+
+
+def digest_from_path(rel: str) -> str | None:
+    """Invert :func:`blob_path`; None for anything that is not a blob path."""
+    parts = rel.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != BLOB_PREFIX:
+        return None
+    candidate = PREFIX + parts[2] + parts[3]
+    try:
+        return validate_digest(candidate) if len(parts[2]) == 2 else None
+    except ValueError:
+        return None
+
+
+class BlobStore:
+    """Immutable bytes addressed by their sha256 digest.
+
+    - ``put`` streams, hashes while writing and publishes atomically; putting
+      bytes that are already stored is a cheap no-op. Repeats are safe.
+    - ``get`` and ``open`` verify the digest as the bytes pass and raise
+      :class:`IntegrityError` on a mismatch; a missing blob raises
+      :class:`BlobNotFoundError`.
+    - ``delete`` is idempotent: it returns False if there was nothing to delete.
+    """
+
+    def __init__(self, storage: StorageIO) -> None:
+        self._io = storage
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self._io!r})"
+
+    def put(self, data: BlobSource) -> str:
+        """Store bytes, a binary file object or the file at a path; return the digest."""
+        return self.put_sized(data)[0]
+
+    def put_sized(self, data: BlobSource) -> tuple[str, int]:
+        """Like :meth:`put`, also returning the size in bytes."""
+        digest, size, _created = self.put_new(data)
+        return digest, size
+
+    def put_new(self, data: BlobSource) -> tuple[str, int, bool]:
+        """Like :meth:`put`, returning ``(digest, size, created)``; ``created`` is False on dedup."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return self._put_bytes(bytes(data) if not isinstance(data, bytes) else data)
+        if isinstance(data, os.PathLike):
+            with open(os.fspath(data), "rb") as handle:
+                return self._put_stream(handle)
+        if hasattr(data, "read"):
+            return self._put_stream(data)
+        raise TypeError(f"cannot store {type(data).__name__}: pass bytes, a binary file or a path")
+
+    def _put_bytes(self, data: bytes) -> tuple[str, int, bool]:
+        hasher = new_hasher()
+        hasher.update(data)
+        digest = PREFIX + hasher.hexdigest()
+        rel = blob_path(digest)
+        if self._io.exists(rel):
+            return digest, len(data), False
+        return digest, len(data), self._io.write_bytes(rel, data, exclusive=True)
+
+    def _put_stream(self, source: IO[bytes]) -> tuple[str, int, bool]:
+        hasher = new_hasher()
+        size = 0
+        staging = self._io.stage()
+        try:
+            buffer = bytearray(CHUNK_SIZE)
+            view = memoryview(buffer)
+            readinto = getattr(source, "readinto", None)
+            while True:
+                if readinto is not None:
+                    count = readinto(view)
+                    if not count:
+                        break
+                    chunk = view[:count]
+                else:
+                    data = source.read(CHUNK_SIZE)
+                    if not data:
+                        break
+                    chunk = memoryview(data)
+                    count = len(data)
+                hasher.update(chunk)
+                staging.write(chunk)
+                size += count
+            digest = PREFIX + hasher.hexdigest()
+            return digest, size, staging.publish(blob_path(digest), exclusive=True)
+        finally:
+            staging.discard()
+
+    def get(self, digest: str) -> bytes:
+        """The verified bytes of a blob."""
+        rel = blob_path(digest)
+        try:
+            data = self._io.read_bytes(rel)
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob {digest}") from None
+        hasher = new_hasher()
+        hasher.update(data)
+        if PREFIX + hasher.hexdigest() != digest:
+            raise IntegrityError(digest, f"stored bytes hash to {PREFIX}{hasher.hexdigest()}")
+        return data
+
+    def open(self, digest: str) -> BinaryIO:
+        """A binary file object over the blob, verified as it is read to the end."""
+        rel = blob_path(digest)
+        try:
+            raw = self._io.open_read(rel)
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob {digest}") from None
+        return VerifiedReader(raw, digest)
+
+    def exists(self, digest: str) -> bool:
+        return self._io.exists(blob_path(digest))
+
+    def size(self, digest: str) -> int:
+        try:
+            return self._io.size(blob_path(digest))
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob {digest}") from None
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob; False if it was not there."""
+        return self._io.delete(blob_path(digest))
+
+    def __iter__(self) -> Iterator[str]:
+        """Every stored digest, in no set order."""
+        for rel in self._io.walk(BLOB_PREFIX):
+            digest = digest_from_path(rel)
+            if digest is not None:
+                yield digest
+
+    def __contains__(self, digest: object) -> bool:
+        return isinstance(digest, str) and self.exists(digest)
+
+    def local_path(self, digest: str) -> str | None:
+        """The blob's own file on this machine's disk, if the store is local (read it, never write it)."""
+        return self._io.local_path(blob_path(digest))
+
+    def export(self, digest: str, destination: str | os.PathLike[str]) -> int:
+        """Copy a blob to a local file, verified; the file appears only if the bytes match."""
+        destination = os.fspath(destination)
+        partial = destination + ".partial"
+        size = 0
+        try:
+            with self.open(digest) as source, open(partial, "wb") as target:
+                while chunk := source.read(CHUNK_SIZE):
+                    target.write(chunk)
+                    size += len(chunk)
+            os.replace(partial, destination)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+            raise
+        return size
+
+
+class VerifiedReader(io.RawIOBase):
+    """Reads a blob and checks its digest when the end is reached."""
+
+    def __init__(self, raw: BinaryIO, digest: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._digest = digest
+        self._hasher = new_hasher()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        count = self._raw.readinto(view) if hasattr(self._raw, "readinto") else None
+        if count is None:
+            data = self._raw.read(len(view))
+            count = len(data)
+            view[:count] = data
+        if count:
+            self._hasher.update(view[:count])
+        elif not self._done and len(view):
+            self._finish()
+        return count
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        return super().read(size) or b""
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(CHUNK_SIZE):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _finish(self) -> None:
+        self._done = True
+        actual = PREFIX + self._hasher.hexdigest()
+        if actual != self._digest:
+            raise IntegrityError(self._digest, f"stored bytes hash to {actual}")
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._raw.close()
+        super().close()

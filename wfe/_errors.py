@@ -1,0 +1,91 @@
+"""Every error wfe raises on purpose.
+
+::
+
+    WfeError
+    ├── IntegrityError            stored bytes do not match their digest
+    ├── InvalidDigestError        (ValueError) not ``sha256:`` + 64 lowercase hex
+    ├── InvalidNameError          (ValueError) a name that cannot be stored
+    ├── NotFoundError             (LookupError) a record is missing
+    │   └── BlobNotFoundError     (FileNotFoundError) no blob under a digest
+    ├── WorkflowError             (ValueError) the workflow file or graph is invalid
+    ├── FunctionError             a function cannot be resolved
+    │   ├── UnknownFunctionError  (LookupError) no such function
+    │   └── FunctionNotAllowedError (PermissionError) outside the allow-list
+    ├── StoreURLError             (ValueError) a store URL or option is invalid
+    ├── StoreError                (OSError) the backend failed
+    └── NodeError                 a node's function raised while running
+
+Errors of backend libraries (fsspec, botocore, storage3) are translated into
+these at one boundary, :mod:`wfe._fsio`.
+"""
+
+from __future__ import annotations
+
+
+class WfeError(Exception):
+    """Base of every error wfe raises on purpose."""
+
+
+class IntegrityError(WfeError):
+    """Stored bytes do not hash to the digest they are stored under."""
+
+    def __init__(self, digest: str, detail: str = "") -> None:
+        self.digest = digest
+        message = f"integrity check failed for {digest}"
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class InvalidDigestError(WfeError, ValueError):
+    """A string that is not a valid digest (``sha256:`` + 64 lowercase hex)."""
+
+
+class InvalidNameError(WfeError, ValueError):
+    """A name (node, function, workflow, run) that cannot be stored."""
+
+
+class NotFoundError(WfeError, LookupError):
+    """A record (config, action, run, function) does not exist."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class BlobNotFoundError(NotFoundError, FileNotFoundError):
+    """No blob is stored under the digest."""
+
+
+class WorkflowError(WfeError, ValueError):
+    """The workflow file or graph is invalid."""
+
+
+class FunctionError(WfeError):
+    """A function name cannot be resolved to code."""
+
+
+class UnknownFunctionError(FunctionError, LookupError):
+    """No registered or allowed function has this name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FunctionNotAllowedError(FunctionError, PermissionError):
+    """A reference names code outside the allow-list."""
+
+
+class StoreURLError(WfeError, ValueError):
+    """A store URL or store option is invalid."""
+
+
+class StoreError(WfeError, OSError):
+    """The storage backend failed (network, permissions, missing bucket)."""
+
+
+class NodeError(WfeError):
+    """A node's function raised; ``traceback`` holds the formatted traceback."""
+
+    def __init__(self, node_id: str, message: str, traceback: str = "") -> None:
+        self.node_id = node_id
+        self.traceback = traceback
+        super().__init__(f"node {node_id!r} failed: {message}")

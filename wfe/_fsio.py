@@ -1,0 +1,343 @@
+"""Byte-level access to one root folder on one fsspec filesystem.
+
+This is the only module that talks to a filesystem, and so the one boundary
+where backend errors are translated: ``FileNotFoundError`` and
+``FileExistsError`` pass through (the stores turn them into their own
+errors), anything else becomes :class:`wfe.StoreError` with the backend's
+message kept.
+
+Writes are staged and then published: :meth:`StorageIO.stage` gives a
+writable temporary object, :meth:`Staging.publish` makes it appear under its
+final path whole or not at all. How depends on the filesystem, chosen by
+class flags rather than by name anywhere else in wfe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any, BinaryIO
+
+from ._errors import StoreError
+
+CHUNK_SIZE = 4 * 1024 * 1024
+SPOOL_LIMIT = 8 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def translate(operation: str, path: str) -> Iterator[None]:
+    """Turn backend errors into wfe's, keeping not-found and exists as builtins."""
+    try:
+        yield
+    except (FileNotFoundError, FileExistsError):
+        raise
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"{operation} {path!r} failed: {exc}") from exc
+    except Exception as exc:  # backend libraries raise their own types
+        if type(exc).__module__.startswith(("wfe.", "wfe")):
+            raise
+        raise StoreError(f"{operation} {path!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+class Staging:
+    """A temporary object being written; :meth:`publish` moves it into place."""
+
+    def write(self, data: bytes | memoryview) -> None:
+        raise NotImplementedError
+
+    def publish(self, rel: str, *, exclusive: bool) -> bool:
+        """Make the written bytes appear at ``rel``; False if ``exclusive`` and it exists."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Drop the staged bytes; safe to call twice and after publish."""
+        raise NotImplementedError
+
+
+class StorageIO:
+    """Access to files under ``root`` on an fsspec filesystem.
+
+    Capability flags, read by the stores and the conformance suite:
+
+    - ``atomic_upload``: one upload of a whole object appears at once
+      (object stores, memory); otherwise uploads go to ``tmp/`` and are moved.
+    - ``shared``: other processes see the same data (False for ``memory://``).
+    - ``tamperable``: tests may rewrite stored bytes behind the store's back.
+    """
+
+    atomic_upload = False
+    shared = True
+    tamperable = True
+
+    def __init__(self, fs: Any, root: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+
+    @property
+    def protocol(self) -> str:
+        protocol = self.fs.protocol
+        return str(protocol if isinstance(protocol, str) else protocol[0])
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if self.root else rel
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.protocol}://{self.root})"
+
+    # reads
+    def read_bytes(self, rel: str) -> bytes:
+        path = self.path(rel)
+        with translate("read", path):
+            data: bytes = self.fs.cat_file(path)
+            return data
+
+    def open_read(self, rel: str) -> BinaryIO:
+        path = self.path(rel)
+        with translate("open", path):
+            handle: BinaryIO = self.fs.open(path, "rb")
+            return handle
+
+    def exists(self, rel: str) -> bool:
+        path = self.path(rel)
+        with translate("check", path):
+            return bool(self.fs.exists(path))
+
+    def size(self, rel: str) -> int:
+        path = self.path(rel)
+        with translate("stat", path):
+            return int(self.fs.size(path))
+
+    def modified(self, rel: str) -> float | None:
+        """Modification time in seconds since the epoch, where the backend tells it."""
+        path = self.path(rel)
+        with translate("stat", path):
+            try:
+                return float(self.fs.modified(path).timestamp())
+            except NotImplementedError:
+                return None
+
+    def walk(self, prefix: str) -> Iterator[str]:
+        """Paths (relative to the root) of every file under ``prefix``, in no set order."""
+        base = self.path(prefix).rstrip("/")
+        with translate("list", base):
+            try:
+                found = self.fs.find(base)
+            except FileNotFoundError:
+                return
+        for path in found:
+            yield _rel(str(path), self.root)
+
+    # writes
+    def write_bytes(self, rel: str, data: bytes, *, exclusive: bool = False) -> bool:
+        staging = self.stage()
+        try:
+            staging.write(data)
+            return staging.publish(rel, exclusive=exclusive)
+        finally:
+            staging.discard()
+
+    def stage(self) -> Staging:
+        return _SpooledStaging(self)
+
+    def upload(self, local: IO[bytes], rel: str, size: int) -> None:
+        """Put the whole content of ``local`` (positioned at 0) at ``rel``."""
+        path = self.path(rel)
+        with translate("write", path):
+            self._mkdir_parent(path)
+            if self.atomic_upload:
+                self._put(local, path, size)
+            else:
+                temporary = self.path(f"tmp/{uuid.uuid4().hex}")
+                self._mkdir_parent(temporary)
+                self._put(local, temporary, size)
+                try:
+                    self.fs.mv(temporary, path)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        self.fs.rm_file(temporary)
+                    raise
+
+    def _put(self, local: IO[bytes], path: str, size: int) -> None:
+        name = getattr(local, "name", None)
+        if isinstance(name, str) and size > SPOOL_LIMIT:
+            self.fs.put_file(name, path)
+        else:
+            local.seek(0)
+            self.fs.pipe_file(path, local.read())
+
+    def _mkdir_parent(self, path: str) -> None:
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+
+    def delete(self, rel: str) -> bool:
+        path = self.path(rel)
+        with translate("delete", path):
+            try:
+                self.fs.rm_file(path)
+            except FileNotFoundError:
+                return False
+            return True
+
+    def local_path(self, rel: str) -> str | None:
+        """A path on this machine's disk for ``rel``, if the backend is local."""
+        return None
+
+
+def _rel(path: str, root: str) -> str:
+    path = path.lstrip("/")
+    root = root.lstrip("/")
+    if root and path.startswith(root + "/"):
+        return path[len(root) + 1 :]
+    return path
+
+
+class _SpooledStaging(Staging):
+    """Stage in memory, rolling over to a local temporary file past SPOOL_LIMIT."""
+
+    def __init__(self, storage: StorageIO) -> None:
+        self._storage = storage
+        self._buffer: IO[bytes] = io.BytesIO()
+        self._size = 0
+        self._on_disk = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        if not self._on_disk and self._size + len(data) > SPOOL_LIMIT:
+            spill = tempfile.NamedTemporaryFile(prefix="wfe-", delete=False)  # noqa: SIM115
+            spill.write(self._buffer.getbuffer())
+            self._buffer = spill
+            self._on_disk = True
+        self._buffer.write(data)
+        self._size += len(data)
+
+    def publish(self, rel: str, *, exclusive: bool) -> bool:
+        if exclusive and self._storage.exists(rel):
+            return False
+        self._buffer.flush()
+        self._buffer.seek(0)
+        self._storage.upload(self._buffer, rel, self._size)
+        return True
+
+    def discard(self) -> None:
+        self._buffer.close()
+        if self._on_disk:
+            with contextlib.suppress(OSError):
+                os.unlink(self._buffer.name)
+            self._on_disk = False
+
+
+class MemoryIO(StorageIO):
+    """``memory://``: one process only; a single write appears on close."""
+
+    atomic_upload = True
+    shared = False
+
+
+class LocalIO(StorageIO):
+    """Local disk, using the OS directly: temp file in ``tmp/``, then a hard link (or rename)."""
+
+    def __init__(self, fs: Any, root: str) -> None:
+        super().__init__(fs, os.path.abspath(root))
+        self._made: set[str] = set()
+
+    def path(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
+    def local_path(self, rel: str) -> str | None:
+        return self.path(rel)
+
+    def makedirs(self, directory: str) -> None:
+        if directory not in self._made:
+            with translate("mkdir", directory):
+                os.makedirs(directory, exist_ok=True)
+            self._made.add(directory)
+
+    def read_bytes(self, rel: str) -> bytes:
+        path = self.path(rel)
+        with translate("read", path), open(path, "rb") as handle:
+            return handle.read()
+
+    def open_read(self, rel: str) -> BinaryIO:
+        path = self.path(rel)
+        with translate("open", path):
+            return open(path, "rb")
+
+    def exists(self, rel: str) -> bool:
+        return os.path.exists(self.path(rel))
+
+    def size(self, rel: str) -> int:
+        path = self.path(rel)
+        with translate("stat", path):
+            return os.stat(path).st_size
+
+    def modified(self, rel: str) -> float | None:
+        path = self.path(rel)
+        with translate("stat", path):
+            return os.stat(path).st_mtime
+
+    def walk(self, prefix: str) -> Iterator[str]:
+        base = self.path(prefix)
+        for directory, _dirs, files in os.walk(base):
+            rel_dir = os.path.relpath(directory, self.root)
+            for name in files:
+                yield (name if rel_dir == "." else f"{rel_dir}/{name}").replace(os.sep, "/")
+
+    def stage(self) -> Staging:
+        return _LocalStaging(self)
+
+    def delete(self, rel: str) -> bool:
+        path = self.path(rel)
+        with translate("delete", path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            return True
+
+
+class _LocalStaging(Staging):
+    def __init__(self, storage: LocalIO) -> None:
+        self._storage = storage
+        tmp_dir = storage.path("tmp")
+        storage.makedirs(tmp_dir)
+        with translate("create", tmp_dir):
+            fd, self._temp = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        self._file: IO[bytes] | None = os.fdopen(fd, "wb", buffering=0)
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._file is not None
+        with translate("write", self._temp):
+            self._file.write(data)
+
+    def publish(self, rel: str, *, exclusive: bool) -> bool:
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        final = self._storage.path(rel)
+        self._storage.makedirs(os.path.dirname(final))
+        with translate("publish", final):
+            if not exclusive:
+                os.replace(self._temp, final)
+                return True
+            try:
+                os.link(self._temp, final)  # fails if final exists: no overwrite, no race
+            except FileExistsError:
+                return False
+            except OSError:  # no hard links here (some network or FAT filesystems)
+                if os.path.exists(final):
+                    return False
+                os.replace(self._temp, final)
+            return True
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp)

@@ -1,0 +1,253 @@
+"""The JSON record stores: configs, action cache, run records, function specs."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import ValidationError
+
+from ._digest import canonical_json, digest_of, hex_of, validate_digest
+from ._errors import InvalidNameError, NotFoundError, StoreError
+from ._fsio import StorageIO
+from ._models import ActionResult, FunctionSpec, RunManifest
+from ._names import decode_name, encode_name
+
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+
+
+def _load_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise StoreError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _hexed_path(prefix: str, digest: str) -> str:
+    hexdigest = hex_of(digest)
+    return f"{prefix}/{hexdigest[:2]}/{hexdigest[2:]}.json"
+
+
+def _digest_from(prefix: str, rel: str) -> str | None:
+    parts = rel.split("/")
+    if len(parts) != 3 or parts[0] != prefix or len(parts[1]) != 2 or not parts[2].endswith(".json"):
+        return None
+    candidate = "sha256:" + parts[1] + parts[2][: -len(".json")]
+    try:
+        return validate_digest(candidate)
+    except ValueError:
+        return None
+
+
+class ConfigStore:
+    """Node configs (JSON objects), each version kept under the digest of its canonical JSON.
+
+    ``put`` is idempotent and returns the digest; ``get`` raises NotFoundError
+    on a miss; ``delete`` returns False if there was nothing to delete.
+    """
+
+    PREFIX = "configs"
+
+    def __init__(self, storage: StorageIO) -> None:
+        self._io = storage
+
+    def put(self, config: dict[str, Any]) -> str:
+        if not isinstance(config, dict):
+            raise TypeError(f"a config is a JSON object (dict), not {type(config).__name__}")
+        data = canonical_json(config)
+        digest = digest_of(data)
+        rel = _hexed_path(self.PREFIX, digest)
+        if not self._io.exists(rel):
+            self._io.write_bytes(rel, data, exclusive=True)
+        return digest
+
+    def get(self, digest: str) -> dict[str, Any]:
+        rel = _hexed_path(self.PREFIX, digest)
+        try:
+            data = self._io.read_bytes(rel)
+        except FileNotFoundError:
+            raise NotFoundError(f"no config {digest}") from None
+        if digest_of(data) != digest:
+            from ._errors import IntegrityError
+
+            raise IntegrityError(digest, "config record does not match its digest")
+        value: dict[str, Any] = _load_json(data, f"config {digest}")
+        return value
+
+    def exists(self, digest: str) -> bool:
+        return self._io.exists(_hexed_path(self.PREFIX, digest))
+
+    def delete(self, digest: str) -> bool:
+        return self._io.delete(_hexed_path(self.PREFIX, digest))
+
+    def __iter__(self) -> Iterator[str]:
+        for rel in self._io.walk(self.PREFIX):
+            digest = _digest_from(self.PREFIX, rel)
+            if digest is not None:
+                yield digest
+
+
+class ActionCache:
+    """Action key -> :class:`ActionResult`.
+
+    ``put`` writes only if the key is absent (the first result wins, so two
+    runs never disagree) unless ``overwrite`` is set to repair an entry whose
+    blobs are gone. ``lookup`` returns None on a miss; ``get`` raises
+    NotFoundError. ``delete`` returns False if there was nothing to delete.
+    """
+
+    PREFIX = "actions"
+
+    def __init__(self, storage: StorageIO) -> None:
+        self._io = storage
+
+    def put(self, key: str, result: ActionResult, *, overwrite: bool = False) -> bool:
+        rel = _hexed_path(self.PREFIX, key)
+        data = canonical_json(result.model_dump(mode="json", exclude_none=True))
+        if not overwrite and self._io.exists(rel):
+            return False
+        return self._io.write_bytes(rel, data, exclusive=not overwrite)
+
+    def lookup(self, key: str) -> ActionResult | None:
+        rel = _hexed_path(self.PREFIX, key)
+        try:
+            data = self._io.read_bytes(rel)
+        except FileNotFoundError:
+            return None
+        try:
+            return ActionResult.model_validate_json(data)
+        except ValidationError:
+            return None  # an unreadable entry is a miss; the next put repairs it
+
+    def get(self, key: str) -> ActionResult:
+        result = self.lookup(key)
+        if result is None:
+            raise NotFoundError(f"no action {key}")
+        return result
+
+    def exists(self, key: str) -> bool:
+        return self._io.exists(_hexed_path(self.PREFIX, key))
+
+    def delete(self, key: str) -> bool:
+        return self._io.delete(_hexed_path(self.PREFIX, key))
+
+    def __iter__(self) -> Iterator[str]:
+        for rel in self._io.walk(self.PREFIX):
+            digest = _digest_from(self.PREFIX, rel)
+            if digest is not None:
+                yield digest
+
+
+_RUN_ID_RE = re.compile(r"[0-9]{8}T[0-9]{6}[0-9]{3}Z-[0-9a-f]{6}")
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable by start time: ``20261126T130501123Z-3f2a1c``."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def validate_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
+        raise InvalidNameError(f"invalid run id {run_id!r}")
+    return run_id
+
+
+class RunStore:
+    """Run manifests under ``runs/<run-id>.json``; ``put`` overwrites (a run is updated as it goes)."""
+
+    PREFIX = "runs"
+
+    def __init__(self, storage: StorageIO) -> None:
+        self._io = storage
+
+    def _path(self, run_id: str) -> str:
+        return f"{self.PREFIX}/{validate_run_id(run_id)}.json"
+
+    def put(self, manifest: RunManifest) -> None:
+        data = manifest.model_dump_json(exclude_none=True).encode("utf-8")
+        self._io.write_bytes(self._path(manifest.run_id), data)
+
+    def get(self, run_id: str) -> RunManifest:
+        try:
+            data = self._io.read_bytes(self._path(run_id))
+        except FileNotFoundError:
+            raise NotFoundError(f"no run {run_id}") from None
+        try:
+            return RunManifest.model_validate_json(data)
+        except ValidationError as exc:
+            raise StoreError(f"run record {run_id} is damaged: {exc.errors()[0]['msg']}") from None
+
+    def exists(self, run_id: str) -> bool:
+        return self._io.exists(self._path(run_id))
+
+    def delete(self, run_id: str) -> bool:
+        return self._io.delete(self._path(run_id))
+
+    def __iter__(self) -> Iterator[str]:
+        """Run ids, oldest first."""
+        ids = []
+        for rel in self._io.walk(self.PREFIX):
+            name = rel.rsplit("/", 1)[-1]
+            if rel.count("/") == 1 and name.endswith(".json") and _RUN_ID_RE.fullmatch(name[:-5]):
+                ids.append(name[:-5])
+        return iter(sorted(ids))
+
+
+class FunctionStore:
+    """Function name -> :class:`FunctionSpec`, under ``functions/<encoded name>.json``.
+
+    A spec is a record of what ran, not a way to run code: resolving it goes
+    through the allow-list in :mod:`wfe._functions`. ``put`` overwrites.
+    """
+
+    PREFIX = "functions"
+
+    def __init__(self, storage: StorageIO) -> None:
+        self._io = storage
+
+    def _path(self, name: str) -> str:
+        return f"{self.PREFIX}/{encode_name(name)}.json"
+
+    def put(self, spec: FunctionSpec) -> None:
+        data = canonical_json(spec.model_dump(mode="json"))
+        rel = self._path(spec.name)
+        try:
+            if self._io.read_bytes(rel) == data:
+                return
+        except FileNotFoundError:
+            pass
+        self._io.write_bytes(rel, data)
+
+    def get(self, name: str) -> FunctionSpec:
+        try:
+            data = self._io.read_bytes(self._path(name))
+        except FileNotFoundError:
+            raise NotFoundError(f"no function {name!r} in the function store") from None
+        try:
+            return FunctionSpec.model_validate_json(data)
+        except ValidationError as exc:
+            raise StoreError(f"function record {name!r} is damaged: {exc.errors()[0]['msg']}") from None
+
+    def exists(self, name: str) -> bool:
+        return self._io.exists(self._path(name))
+
+    def delete(self, name: str) -> bool:
+        return self._io.delete(self._path(name))
+
+    def __iter__(self) -> Iterator[str]:
+        for rel in self._io.walk(self.PREFIX):
+            base = rel.rsplit("/", 1)[-1]
+            if rel.count("/") == 1 and base.endswith(".json"):
+                try:
+                    yield decode_name(base[: -len(".json")])
+                except InvalidNameError:
+                    continue
+
+
+

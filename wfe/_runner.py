@@ -1,0 +1,366 @@
+"""The coordinator: plan a workflow, schedule by ready set, use the action cache, write the manifest."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._digest import action_key
+from ._errors import WorkflowError
+from ._functions import Registered, load_workflow_modules, resolve
+from ._models import ActionResult, Artifact, NodeRecord, RunManifest, WorkflowGraph, load_workflow, mime_matches
+from ._records import new_run_id
+from ._store import Store, open_store
+from ._task import Task, TaskResult, run_task
+
+EventHandler = Callable[[str, NodeRecord], None]
+MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
+
+
+@dataclass
+class PlannedNode:
+    node_id: str
+    function: Registered | None
+    file: Path | None
+    mime: str | None
+    config_digest: str
+    sources: list[tuple[str, int]]  # (upstream node, output index) per declared input
+    upstream: list[str]
+
+
+def plan(graph: WorkflowGraph, base_dir: Path) -> list[PlannedNode]:
+    """Resolve functions and wire inputs by MIME type; raise WorkflowError before anything runs."""
+    output_mimes: dict[str, tuple[str, ...]] = {}
+    functions: dict[str, Registered] = {}
+    for node in graph.nodes:
+        if node.function is not None:
+            entry = resolve(node.function)
+            functions[node.id] = entry
+            output_mimes[node.id] = entry.spec.outputs
+        else:
+            output_mimes[node.id] = (node.mime or "application/octet-stream",)
+    incoming: dict[str, list[tuple[str, str | None]]] = {node.id: [] for node in graph.nodes}
+    for edge in graph.edges:
+        incoming[edge.target].append((edge.source, edge.mime))
+    planned: list[PlannedNode] = []
+    for node_id in graph.order:
+        node = graph.node(node_id)
+        upstream = list(dict.fromkeys(source for source, _ in incoming[node_id]))
+        if node.file is not None:
+            if upstream:
+                raise WorkflowError(f"file node {node_id!r} cannot have inputs (edge from {upstream[0]!r})")
+            path = (base_dir / node.file).resolve()
+            planned.append(PlannedNode(node_id, None, path, node.mime, "", [], []))
+            continue
+        entry = functions[node_id]
+        candidates: list[tuple[str, int, str]] = []
+        for source, edge_mime in incoming[node_id]:
+            matched = [
+                (source, index, mime)
+                for index, mime in enumerate(output_mimes[source])
+                if edge_mime is None or mime_matches(edge_mime, mime)
+            ]
+            if edge_mime is not None and not matched:
+                raise WorkflowError(
+                    f"edge {source!r} -> {node_id!r} asks for {edge_mime}, but {source!r} produces "
+                    f"{', '.join(output_mimes[source]) or 'nothing'}"
+                )
+            candidates.extend(matched)
+        used: set[tuple[str, int]] = set()
+        sources: list[tuple[str, int]] = []
+        for declared in entry.spec.inputs:
+            pick = next(
+                ((s, i) for s, i, mime in candidates if (s, i) not in used and mime_matches(declared.mime, mime)),
+                None,
+            )
+            if pick is None:
+                offered = ", ".join(f"{s}:{m}" for s, _, m in candidates) or "no upstream nodes"
+                raise WorkflowError(
+                    f"node {node_id!r} needs an input of type {declared.mime} that no upstream node produces "
+                    f"(upstream: {offered})"
+                )
+            used.add(pick)
+            sources.append(pick)
+        planned.append(PlannedNode(node_id, entry, None, None, "", sources, upstream))
+    return planned
+
+
+class InlineExecutor(Executor):
+    """Runs each task at submit time, in this thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
+@dataclass
+class RunResult:
+    manifest: RunManifest
+    store: Store
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    @property
+    def status(self) -> str:
+        return self.manifest.status
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest.status == "succeeded"
+
+    def outputs(self, node_id: str) -> list[Artifact]:
+        return self.manifest.nodes[node_id].outputs
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.manifest.run_id,
+            "status": self.manifest.status,
+            "nodes": {
+                node_id: {
+                    "status": record.status,
+                    "outputs": [o.model_dump(mode="json", exclude_none=True) for o in record.outputs],
+                    **({"error": record.error} if record.error else {}),
+                }
+                for node_id, record in self.manifest.nodes.items()
+            },
+        }
+
+
+def run(
+    workflow: WorkflowGraph | str | os.PathLike[str],
+    store: Store | str | None = None,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    executor: Executor | None = None,
+    force: bool = False,
+    on_event: EventHandler | None = None,
+) -> RunResult:
+    """Run a workflow (a graph or a file path) on a store; return the manifest of the run."""
+    if isinstance(workflow, WorkflowGraph):
+        graph = workflow
+        folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        graph = load_workflow(workflow)
+        folder = Path(base_dir) if base_dir is not None else Path(workflow).resolve().parent
+    store = store if isinstance(store, Store) else open_store(store)
+    load_workflow_modules(str(folder), graph.modules)
+    planned = plan(graph, folder)
+    return _Run(graph, store, planned, folder, executor or InlineExecutor(), force, on_event).execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        graph: WorkflowGraph,
+        store: Store,
+        planned: list[PlannedNode],
+        folder: Path,
+        executor: Executor,
+        force: bool,
+        on_event: EventHandler | None,
+    ) -> None:
+        self.graph = graph
+        self.store = store
+        self.planned = {p.node_id: p for p in planned}
+        self.order = [p.node_id for p in planned]
+        self.executor = executor
+        self.inline = isinstance(executor, InlineExecutor)
+        self.force = force
+        self.on_event = on_event
+        self.modules = tuple((str(folder.resolve()), m) for m in graph.modules)
+        self.options = tuple(sorted(store.options.items()))
+        self.children: dict[str, list[str]] = {node_id: [] for node_id in self.order}
+        for p in planned:
+            for parent in p.upstream:
+                self.children[parent].append(p.node_id)
+        self.manifest = RunManifest(
+            run_id=new_run_id(),
+            workflow=graph.name,
+            workflow_digest=graph.digest(),
+            base_dir=str(folder.resolve()),
+            started=time.time(),
+        )
+        self.last_checkpoint = 0.0
+        self.stale_keys: set[str] = set()
+
+    def execute(self) -> RunResult:
+        self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
+        for p in self.planned.values():
+            node = self.graph.node(p.node_id)
+            if p.function is not None:
+                p.config_digest = self.store.configs.put(node.config)
+        for entry in {id(p.function): p.function for p in self.planned.values() if p.function}.values():
+            self.store.functions.put(entry.spec)
+        for node_id in self.order:
+            p = self.planned[node_id]
+            self.manifest.nodes[node_id] = NodeRecord(
+                function=p.function.name if p.function else None,
+                version=p.function.spec.version if p.function else None,
+                config=p.config_digest or None,
+            )
+        self.store.runs.put(self.manifest)
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.manifest.status = "interrupted"
+            self._finish()
+            raise
+        failed = any(r.status == "failed" for r in self.manifest.nodes.values())
+        self.manifest.status = "failed" if failed else "succeeded"
+        self._finish()
+        return RunResult(self.manifest, self.store)
+
+    def _finish(self) -> None:
+        self.manifest.finished = time.time()
+        self.store.runs.put(self.manifest)
+
+    def _loop(self) -> None:
+        waiting = {node_id: len(self.planned[node_id].upstream) for node_id in self.order}
+        ready = deque(node_id for node_id in self.order if waiting[node_id] == 0)
+        in_flight: dict[Future[TaskResult], tuple[str, str, list[Artifact]]] = {}
+        try:
+            while ready or in_flight:
+                while ready:
+                    node_id = ready.popleft()
+                    submitted = self._start(node_id)
+                    if submitted is None:
+                        self._release(node_id, waiting, ready)
+                    else:
+                        in_flight[submitted[0]] = (node_id, submitted[1], submitted[2])
+                if not in_flight:
+                    break
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    node_id, key, inputs = in_flight.pop(future)
+                    self._complete(node_id, key, inputs, future)
+                    if self.manifest.nodes[node_id].status == "ran":
+                        self._release(node_id, waiting, ready)
+                    else:
+                        self._skip_descendants(node_id)
+                self._checkpoint()
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            for node_id, _, _ in in_flight.values():
+                self.manifest.nodes[node_id].status = "pending"
+            raise
+
+    def _release(self, node_id: str, waiting: dict[str, int], ready: deque[str]) -> None:
+        for child in self.children[node_id]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+
+    def _start(self, node_id: str) -> tuple[Future[TaskResult], str, list[Artifact]] | None:
+        """Settle a node from a file or the cache (None), or submit its task."""
+        p = self.planned[node_id]
+        record = self.manifest.nodes[node_id]
+        record.started = time.time()
+        if p.file is not None:
+            try:
+                digest, size, created = self.store.blobs.put_new(p.file)
+            except OSError as exc:
+                raise WorkflowError(f"file node {node_id!r}: cannot read {p.file}: {exc.strerror or exc}") from None
+            record.outputs = [Artifact(digest=digest, mime=p.mime or "application/octet-stream", size=size)]
+            record.status = "ran" if created else "cached"
+            record.duration = time.time() - record.started
+            self._emit(node_id, record)
+            return None
+        assert p.function is not None
+        inputs = [self.manifest.nodes[src].outputs[index] for src, index in p.sources]
+        record.inputs = inputs
+        spec = p.function.spec
+        key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
+        record.action_key = key
+        if not self.force:
+            hit = self.store.actions.lookup(key)
+            if hit is not None:
+                if all(self.store.blobs.exists(a.digest) for a in hit.outputs):
+                    record.outputs = hit.outputs
+                    record.status = "cached"
+                    record.duration = time.time() - record.started
+                    self._emit(node_id, record)
+                    return None
+                self.stale_keys.add(key)  # an output blob is gone: recompute and repair
+        record.status = "running"
+        task = Task(
+            node_id=node_id,
+            function=spec.name,
+            version=spec.version,
+            config_digest=p.config_digest,
+            inputs=tuple(inputs),
+            store_url=self.store.url,
+            store_options=self.options,
+            modules=self.modules,
+        )
+        if self.inline:
+            future = self.executor.submit(run_task, task, self.store)
+        else:
+            future = self.executor.submit(run_task, task)
+        return future, key, inputs
+
+    def _complete(self, node_id: str, key: str, inputs: list[Artifact], future: Future[TaskResult]) -> None:
+        record = self.manifest.nodes[node_id]
+        try:
+            result = future.result()
+        except BaseException as exc:  # the executor itself failed (a worker died, say)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            result = TaskResult(node_id, None, record.started or time.time(), 0.0, f"{type(exc).__name__}: {exc}")
+        record.duration = result.duration
+        if result.outputs is None:
+            record.status = "failed"
+            record.error = result.error
+            record.traceback = result.traceback
+        else:
+            record.outputs = result.outputs
+            record.status = "ran"
+            spec = self.planned[node_id].function.spec  # type: ignore[union-attr]
+            self.store.actions.put(
+                key,
+                ActionResult(
+                    outputs=result.outputs,
+                    function=spec.name,
+                    version=spec.version,
+                    config=self.planned[node_id].config_digest,
+                    inputs=[a.digest for a in inputs],
+                    created=time.time(),
+                    duration=result.duration,
+                ),
+                overwrite=self.force or key in self.stale_keys,
+            )
+        self._emit(node_id, record)
+
+    def _skip_descendants(self, node_id: str) -> None:
+        stack = list(self.children[node_id])
+        while stack:
+            child = stack.pop()
+            record = self.manifest.nodes[child]
+            if record.status == "pending":
+                record.status = "skipped"
+                record.error = f"upstream node {node_id!r} failed"
+                self._emit(child, record)
+                stack.extend(self.children[child])
+
+    def _emit(self, node_id: str, record: NodeRecord) -> None:
+        if self.on_event is not None:
+            self.on_event(node_id, record)
+
+    def _checkpoint(self) -> None:
+        now = time.monotonic()
+        if now - self.last_checkpoint >= MANIFEST_INTERVAL:
+            self.last_checkpoint = now
+            self.store.runs.put(self.manifest)
+

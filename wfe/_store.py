@@ -1,0 +1,139 @@
+"""``open_store(url)``: one URL picks the backend; a Store bundles the five parts."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ._blobs import BlobStore
+from ._errors import StoreURLError
+from ._fsio import StorageIO
+from ._records import ActionCache, ConfigStore, FunctionStore, RunStore
+
+DEFAULT_STORE = "./.wfe"
+ENTRY_POINT_GROUP = "wfe.storage"
+SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential")
+
+
+def default_store_url() -> str:
+    return os.environ.get("WFE_STORE") or DEFAULT_STORE
+
+
+def is_secret_option(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_OPTION_WORDS)
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if is_secret_option(k) else v) for k, v in options.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _storage_classes() -> dict[str, str]:
+    """Protocol -> ``"module:Class"`` of its StorageIO, from the ``wfe.storage`` entry points."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def storage_class(protocol: str) -> type[StorageIO]:
+    target = _storage_classes().get(protocol)
+    if target is None:
+        return StorageIO
+    module_name, _, attribute = target.partition(":")
+    import importlib
+
+    cls: type[StorageIO] = getattr(importlib.import_module(module_name), attribute)
+    return cls
+
+
+def split_url(url: str) -> tuple[str, str, dict[str, str]]:
+    """``(protocol, path, options)`` of a store URL; a plain path is ``file``."""
+    if not isinstance(url, str) or not url or "\x00" in url:
+        raise StoreURLError(f"invalid store URL {url!r}")
+    if "://" not in url:
+        return "file", os.path.abspath(os.path.expanduser(url)), {}
+    parts = urlsplit(url)
+    protocol = parts.scheme.lower()
+    if not protocol or not protocol.replace("+", "").replace("-", "").isalnum():
+        raise StoreURLError(f"invalid store URL {url!r}")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if protocol in ("file", "local"):
+        if parts.netloc not in ("", "localhost"):
+            raise StoreURLError(f"file URLs take no host: {url!r}")
+        return "file", os.path.abspath(parts.path or "/"), options
+    path = (parts.netloc + parts.path).strip("/")
+    if ".." in path.split("/"):
+        raise StoreURLError(f"store path may not contain '..': {url!r}")
+    return protocol, path, options
+
+
+def _filesystem(protocol: str, options: dict[str, Any]) -> Any:
+    import fsspec
+
+    if protocol not in fsspec.available_protocols():
+        known = ", ".join(sorted(p for p in fsspec.available_protocols() if p in _common_protocols()))
+        raise StoreURLError(f"unknown store URL scheme {protocol!r}; known: {known}, or any installed fsspec protocol")
+    try:
+        return fsspec.filesystem(protocol, **options)
+    except ImportError as exc:
+        raise StoreURLError(f"the {protocol!r} backend needs a package that is not installed: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise StoreURLError(f"bad options for {protocol!r} store: {exc}") from None
+
+
+def _common_protocols() -> set[str]:
+    return {"file", "memory", *(_storage_classes())}
+
+
+class Store:
+    """The five parts of one store on one filesystem.
+
+    ``url`` and ``options`` are enough to open the same store again in
+    another process (secrets in options are never shown in the repr).
+    """
+
+    def __init__(self, storage: StorageIO, url: str, options: Mapping[str, Any] | None = None) -> None:
+        self.io = storage
+        self.url = url
+        self.options = dict(options or {})
+        self.blobs = BlobStore(storage)
+        self.functions = FunctionStore(storage)
+        self.configs = ConfigStore(storage)
+        self.actions = ActionCache(storage)
+        self.runs = RunStore(storage)
+
+    @property
+    def shared(self) -> bool:
+        """True if other processes can open the same store by its URL."""
+        return self.io.shared
+
+    def __repr__(self) -> str:
+        shown = redact_options(self.options)
+        return f"Store({self.url!r}{', ' + repr(shown) if shown else ''})"
+
+
+def open_store(url: str | None = None, **options: Any) -> Store:
+    """Open the store at ``url`` (default: ``$WFE_STORE`` or ``./.wfe``).
+
+    ``options`` (and ``?key=value`` pairs in the URL) go to the backend.
+    """
+    url = default_store_url() if url is None else url
+    protocol, path, url_options = split_url(url)
+    merged: dict[str, Any] = {**url_options, **options}
+    storage_cls = storage_class(protocol)
+    fs_options = storage_cls.filesystem_options(merged) if hasattr(storage_cls, "filesystem_options") else merged
+    if protocol == "file":
+        if fs_options:
+            raise StoreURLError(f"local stores take no options, got {sorted(fs_options)}")
+        return Store(storage_cls(None, path), path, {})
+    if protocol == "memory" and not path:
+        raise StoreURLError("memory:// needs a name, e.g. memory://scratch")
+    fs = _filesystem(protocol, fs_options)
+    root = fs._strip_protocol(f"{protocol}://{path}") if path else ""
+    storage = storage_cls(fs, str(root))
+    canonical = f"{protocol}://{path}"
+    return Store(storage, canonical, merged)

@@ -1,0 +1,90 @@
+"""The ``wfe`` command. Each verb lives in its own module with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Verb modules, imported only to build the parser; each imports what it needs lazily.
+VERBS = ("run", "blobs")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wfe", description="Run workflows on a content-addressed store.")
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for verb in VERBS:
+        importlib.import_module(f"wfe.cli._{verb}").register(subparsers)
+    return parser
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="URL", help="store URL (default: $WFE_STORE or ./.wfe)")
+    parser.add_argument(
+        "--store-option",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="backend option, repeatable (e.g. endpoint_url=http://127.0.0.1:9000)",
+    )
+
+
+def store_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .._errors import StoreURLError
+    from .._store import open_store
+
+    options = {}
+    for item in args.store_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise StoreURLError(f"--store-option needs KEY=VALUE, got {item!r}")
+        options[key] = value
+    return open_store(args.store, **options)
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return f"wfe {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .._errors import WfeError
+
+    try:
+        code: int = args.handler(args)
+        return code
+    except WfeError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def entry() -> None:
+    sys.exit(main())
