@@ -68,7 +68,7 @@ class BlobStore:
         if isinstance(data, os.PathLike):
             with open(os.fspath(data), "rb") as handle:
                 return self._put_stream(handle)
-        if hasattr(data, "read"):
+        if hasattr(data, "read") or hasattr(data, "readinto"):
             return self._put_stream(data)
         raise TypeError(f"cannot store {type(data).__name__}: pass bytes, a binary file or a path")
 

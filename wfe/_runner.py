@@ -146,8 +146,13 @@ def run(
     executor: Executor | None = None,
     force: bool = False,
     on_event: EventHandler | None = None,
+    pinned_files: dict[str, Artifact] | None = None,
 ) -> RunResult:
-    """Run a workflow (a graph or a file path) on a store; return the manifest of the run."""
+    """Run a workflow (a graph or a file path) on a store; return the manifest of the run.
+
+    ``pinned_files`` maps file nodes to the artifact a rerun must reuse: the
+    stored blob if present, else the file only if it still has that digest.
+    """
     if isinstance(workflow, WorkflowGraph):
         graph = workflow
         folder = Path(base_dir) if base_dir is not None else Path.cwd()
@@ -157,7 +162,9 @@ def run(
     store = store if isinstance(store, Store) else open_store(store)
     load_workflow_modules(str(folder), graph.modules)
     planned = plan(graph, folder)
-    return _Run(graph, store, planned, folder, executor or InlineExecutor(), force, on_event).execute()
+    runner = _Run(graph, store, planned, folder, executor or InlineExecutor(), force, on_event)
+    runner.pinned_files = dict(pinned_files or {})
+    return runner.execute()
 
 
 class _Run:
@@ -194,6 +201,7 @@ class _Run:
         )
         self.last_checkpoint = 0.0
         self.stale_keys: set[str] = set()
+        self.pinned_files: dict[str, Artifact] = {}
 
     def execute(self) -> RunResult:
         self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
@@ -269,10 +277,22 @@ class _Run:
         record = self.manifest.nodes[node_id]
         record.started = time.time()
         if p.file is not None:
+            pinned = self.pinned_files.get(node_id)
+            if pinned is not None and self.store.blobs.exists(pinned.digest):
+                record.outputs = [pinned]
+                record.status = "cached"
+                record.duration = time.time() - record.started
+                self._emit(node_id, record)
+                return None
             try:
                 digest, size, created = self.store.blobs.put_new(p.file)
             except OSError as exc:
                 raise WorkflowError(f"file node {node_id!r}: cannot read {p.file}: {exc.strerror or exc}") from None
+            if pinned is not None and digest != pinned.digest:
+                raise WorkflowError(
+                    f"file node {node_id!r}: the run used {pinned.digest}, which is not in the store, "
+                    f"and {p.file} now holds {digest}"
+                )
             record.outputs = [Artifact(digest=digest, mime=p.mime or "application/octet-stream", size=size)]
             record.status = "ran" if created else "cached"
             record.duration = time.time() - record.started

@@ -42,8 +42,6 @@ def main(args: argparse.Namespace) -> int:
     allow_modules(args.allow_module)
     clock = time.perf_counter()
     printer = None if args.json else _print_node
-    if printer is not None:
-        print(f"store {store.url}", file=sys.stderr)
     result = run(args.workflow, store, force=args.force, on_event=printer)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))

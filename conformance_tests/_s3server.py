@@ -1,0 +1,187 @@
+"""A real S3 API server on 127.0.0.1, in its own process, that counts what it is asked.
+
+The server is moto's S3 emulator (no MinIO or similar server installs from
+the package registries here) served over HTTP by werkzeug, wrapped in a small
+WSGI layer that logs every request's method, path and query. The log lives in
+the server process and is read over HTTP at ``/_wfe/requests``, so a test
+counts the GETs the server actually received, whatever client caching
+happened on the other side.
+
+Use :func:`s3_server` as a context manager::
+
+    with s3_server() as server:
+        store = wfe.open_store(server.url("prefix"), **server.options)
+        server.reset_requests()
+        ...
+        assert server.count("GET", "/blobs/") == 1
+
+Run as ``python -m conformance_tests._s3server`` it serves until killed and
+prints its port on the first line of stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# Recognisable fakes: moto accepts any key pair.
+FAKE_KEY = "wfe-test-access-key"
+FAKE_SECRET = "wfe-test-secret-key-not-real"
+STATS_PATH = "/_wfe/requests"
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class S3Server:
+    """A running server: its endpoint, one bucket made for the caller, and its request log."""
+
+    endpoint_url: str
+    bucket: str
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def options(self) -> dict[str, str]:
+        """Store options that reach this server (fake credentials included)."""
+        return {"endpoint_url": self.endpoint_url, "key": FAKE_KEY, "secret": FAKE_SECRET}
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables for a child process that uses this server through the AWS defaults."""
+        return {
+            "AWS_ACCESS_KEY_ID": FAKE_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def url(self, prefix: str = "") -> str:
+        """``s3://bucket/prefix`` for a store on this server."""
+        return f"s3://{self.bucket}/{prefix}".rstrip("/")
+
+    def filesystem(self) -> Any:
+        """A raw s3fs filesystem on this server, to check storage behind the store's back."""
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key=FAKE_KEY,
+            secret=FAKE_SECRET,
+            client_kwargs={"endpoint_url": self.endpoint_url},
+            use_listings_cache=False,
+            skip_instance_cache=True,
+        )
+
+    def make_bucket(self, name: str | None = None) -> str:
+        name = name or f"wfe-{uuid.uuid4().hex[:12]}"
+        self.filesystem().call_s3("create_bucket", Bucket=name)
+        return name
+
+    def requests(self) -> list[dict[str, str]]:
+        """Every request the server received since the last reset: ``{"method", "path", "query"}``."""
+        with urllib.request.urlopen(self.endpoint_url + STATS_PATH, timeout=10) as response:
+            entries: list[dict[str, str]] = json.loads(response.read())
+            return entries
+
+    def reset_requests(self) -> None:
+        request = urllib.request.Request(self.endpoint_url + STATS_PATH, method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def count(self, method: str, path_contains: str = "", *, query: str | None = None) -> int:
+        """How many requests with this method whose path contains ``path_contains``.
+
+        ``query`` (if given) must equal the request's query string, so ``query=""``
+        counts plain object reads and leaves out listings and multipart calls.
+        """
+        return sum(
+            1
+            for entry in self.requests()
+            if entry["method"] == method
+            and path_contains in entry["path"]
+            and (query is None or entry["query"] == query)
+        )
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str = "wfe-test") -> Iterator[S3Server]:
+    """Start the server process on a free loopback port, make ``bucket``, stop it on exit."""
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conformance_tests._s3server"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    try:
+        port = _read_port(process)
+        server = S3Server(f"http://127.0.0.1:{port}", bucket, process)
+        server.make_bucket(bucket)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _read_port(process: subprocess.Popen[bytes]) -> int:
+    assert process.stdout is not None
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(START_TIMEOUT)
+    line = result[0].strip() if result else b""
+    if not line.isdigit():
+        process.kill()
+        raise RuntimeError(f"the S3 server did not start (exit code {process.poll()})")
+    return int(line)
+
+
+class _Counting:
+    """WSGI middleware: log each request, answer the log's own endpoint."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._log: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "")
+        if path == STATS_PATH:
+            with self._lock:
+                if method == "DELETE":
+                    self._log.clear()
+                body = json.dumps(self._log).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if not path.startswith("/moto-api"):
+            with self._lock:
+                self._log.append({"method": method, "path": path, "query": environ.get("QUERY_STRING", "")})
+        return self._app(environ, start_response)
+
+
+def main() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = _Counting(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    print(server.port, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
