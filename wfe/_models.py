@@ -331,7 +331,7 @@ def load_workflow(path: str | Path) -> WorkflowGraph:
     except RecursionError:
         raise WorkflowError(f"{path}: document nested too deeply") from None
     except Exception as exc:  # yaml and json errors carry positions; keep the first line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WorkflowError(f"{path}: cannot parse: {first}") from None
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise WorkflowError(f"{path}: cannot parse: {detail}") from None
     return parse_workflow(document, str(path))
 

@@ -56,7 +56,10 @@ def split_url(url: str) -> tuple[str, str, dict[str, str]]:
         raise StoreURLError(f"invalid store URL {url!r}")
     if "://" not in url:
         return "file", os.path.abspath(os.path.expanduser(url)), {}
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StoreURLError(f"invalid store URL {url!r}: {exc}") from None
     protocol = parts.scheme.lower()
     if not protocol or not protocol.replace("+", "").replace("-", "").isalnum():
         raise StoreURLError(f"invalid store URL {url!r}")
