@@ -158,10 +158,12 @@ def test_random_workflow_documents(tmp_path_factory: pytest.TempPathFactory, doc
         b"name: bomb\nx: &a [1,1,1,1,1,1,1,1,1]\ny: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nz: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
         b"w: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\nnodes: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
         b"name: x\nnodes:\n  - {id: a, function: summary, config: {v: .nan}}\n",
+        (EXAMPLE_DIR / "workflow.yaml").read_bytes().replace(b"config: {months: 6}", b"config: {months: .nan}"),
         b"name: x\nnodes:\n  - {id: a, file: /etc/passwd, mime: text/plain}\n",
         b"\xef\xbb\xbfname: bom\nnodes: []\n",
     ],
-    ids=["deep-yaml", "deep-json", "deep-config", "self-alias", "alias-bomb", "nan-config", "abs-file", "bom"],
+    ids=["deep-yaml", "deep-json", "deep-config", "self-alias", "alias-bomb", "nan-config", "nan-config-wired",
+         "abs-file", "bom"],
 )
 def test_absurd_documents(tmp_path: Path, raw: bytes) -> None:
     check_run(tmp_path, raw, ".json" if raw.startswith(b"{") else ".yaml")

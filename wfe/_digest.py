@@ -57,6 +57,8 @@ def canonical_json(value: Any) -> bytes:
         )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"not canonical JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not canonical JSON: nested too deeply") from None
     return text.encode("utf-8")
 
 

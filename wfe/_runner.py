@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._digest import action_key
+from ._digest import action_key, digest_json
 from ._errors import WorkflowError
+from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import Registered, load_workflow_modules, resolve
 from ._models import ActionResult, Artifact, NodeRecord, RunManifest, WorkflowGraph, load_workflow, mime_matches
 from ._records import new_run_id
@@ -21,6 +26,10 @@ from ._task import Task, TaskResult, run_task
 
 EventHandler = Callable[[str, NodeRecord], None]
 MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
+POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
+
+log = logging.getLogger(__name__)
+__all__ = ["InlineExecutor", "RunResult", "plan", "run"]
 
 
 @dataclass
@@ -87,20 +96,12 @@ def plan(graph: WorkflowGraph, base_dir: Path) -> list[PlannedNode]:
                 )
             used.add(pick)
             sources.append(pick)
-        planned.append(PlannedNode(node_id, entry, None, None, "", sources, upstream))
-    return planned
-
-
-class InlineExecutor(Executor):
-    """Runs each task at submit time, in this thread."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
         try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-            future.set_exception(exc)
-        return future
+            config_digest = digest_json(node.config)
+        except (ValueError, RecursionError) as exc:
+            raise WorkflowError(f"node {node_id!r}: config is not storable JSON: {exc}") from None
+        planned.append(PlannedNode(node_id, entry, None, None, config_digest, sources, upstream))
+    return planned
 
 
 @dataclass
@@ -132,6 +133,7 @@ class RunResult:
                     "status": record.status,
                     "outputs": [o.model_dump(mode="json", exclude_none=True) for o in record.outputs],
                     **({"error": record.error} if record.error else {}),
+                    **({"log": record.log} if record.log else {}),
                 }
                 for node_id, record in self.manifest.nodes.items()
             },
@@ -143,12 +145,21 @@ def run(
     store: Store | str | None = None,
     *,
     base_dir: str | os.PathLike[str] | None = None,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
+    jobs: int | None = None,
     force: bool = False,
     on_event: EventHandler | None = None,
     pinned_files: dict[str, Artifact] | None = None,
 ) -> RunResult:
     """Run a workflow (a graph or a file path) on a store; return the manifest of the run.
+
+    ``executor`` is ``"inline"`` (the default), ``"threads"``, ``"processes"``,
+    ``"dask"`` (a local cluster) or ``"dask://HOST:PORT"``, with up to ``jobs``
+    workers; or a ``concurrent.futures.Executor`` the caller owns. A failing
+    node fails its descendants only; the run's status is then ``failed``.
+    Ctrl-C stops scheduling, lets running nodes finish, records the run as
+    ``interrupted`` and raises KeyboardInterrupt; a rerun resumes from the cache.
+    ``on_event(node_id, record)`` is called when a node starts running and when it settles.
 
     ``pinned_files`` maps file nodes to the artifact a rerun must reuse: the
     stored blob if present, else the file only if it still has that digest.
@@ -162,9 +173,19 @@ def run(
     store = store if isinstance(store, Store) else open_store(store)
     load_workflow_modules(str(folder), graph.modules)
     planned = plan(graph, folder)
-    runner = _Run(graph, store, planned, folder, executor or InlineExecutor(), force, on_event)
-    runner.pinned_files = dict(pinned_files or {})
-    return runner.execute()
+    if executor is None or isinstance(executor, str):
+        handle = build_executor(executor or "inline", jobs, shared=store.shared, url=store.url)
+    else:
+        handle = wrap_executor(executor, shared=store.shared, url=store.url)
+    try:
+        runner = _Run(graph, store, planned, folder, handle, force, on_event)
+        runner.pinned_files = dict(pinned_files or {})
+        result = runner.execute()
+    except BaseException:
+        handle.close(cancel=True)
+        raise
+    handle.close()
+    return result
 
 
 class _Run:
@@ -174,7 +195,7 @@ class _Run:
         store: Store,
         planned: list[PlannedNode],
         folder: Path,
-        executor: Executor,
+        executor: ExecutorHandle,
         force: bool,
         on_event: EventHandler | None,
     ) -> None:
@@ -182,8 +203,10 @@ class _Run:
         self.store = store
         self.planned = {p.node_id: p for p in planned}
         self.order = [p.node_id for p in planned]
-        self.executor = executor
-        self.inline = isinstance(executor, InlineExecutor)
+        self.executor = executor.executor
+        self.handle = executor
+        self.inline = executor.in_process
+        self.stop_requested = False
         self.force = force
         self.on_event = on_event
         self.modules = tuple((str(folder.resolve()), m) for m in graph.modules)
@@ -219,16 +242,46 @@ class _Run:
                 config=p.config_digest or None,
             )
         self.store.runs.put(self.manifest)
+        log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.graph.name,
+                 len(self.order), self.handle.description, self.store.url)
         try:
-            self._loop()
+            with self._sigint_stops_scheduling():
+                self._loop()
         except KeyboardInterrupt:
-            self.manifest.status = "interrupted"
-            self._finish()
+            self._interrupted()
             raise
+        if self.stop_requested:
+            self._interrupted()
+            raise KeyboardInterrupt(f"run {self.manifest.run_id} interrupted")
         failed = any(r.status == "failed" for r in self.manifest.nodes.values())
         self.manifest.status = "failed" if failed else "succeeded"
         self._finish()
+        log.info("run %s %s: %s", self.manifest.run_id, self.manifest.status, self.manifest.counts())
         return RunResult(self.manifest, self.store)
+
+    def _interrupted(self) -> None:
+        self.manifest.status = "interrupted"
+        self._finish()
+        log.warning("run %s interrupted: %s", self.manifest.run_id, self.manifest.counts())
+
+    @contextmanager
+    def _sigint_stops_scheduling(self) -> Iterator[None]:
+        """The first Ctrl-C stops scheduling and lets running nodes finish; the second aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only
+            return
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            log.warning("interrupt: no new nodes will start; waiting for running ones (Ctrl-C again to abort)")
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _finish(self) -> None:
         self.manifest.finished = time.time()
@@ -240,18 +293,27 @@ class _Run:
         in_flight: dict[Future[TaskResult], tuple[str, str, list[Artifact]]] = {}
         try:
             while ready or in_flight:
-                while ready:
+                while ready and not self.stop_requested:
                     node_id = ready.popleft()
                     submitted = self._start(node_id)
                     if submitted is None:
-                        self._release(node_id, waiting, ready)
+                        if self.manifest.nodes[node_id].status == "failed":
+                            self._skip_descendants(node_id)
+                        else:
+                            self._release(node_id, waiting, ready)
                     else:
                         in_flight[submitted[0]] = (node_id, submitted[1], submitted[2])
                 if not in_flight:
                     break
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                if self.stop_requested:
+                    for future in in_flight:
+                        future.cancel()  # queued ones never start; running ones finish and are kept
+                done, _ = wait(list(in_flight), timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
                 for future in done:
                     node_id, key, inputs = in_flight.pop(future)
+                    if future.cancelled():
+                        self.manifest.nodes[node_id].status = "pending"
+                        continue
                     self._complete(node_id, key, inputs, future)
                     if self.manifest.nodes[node_id].status == "ran":
                         self._release(node_id, waiting, ready)
@@ -300,6 +362,7 @@ class _Run:
             return None
         assert p.function is not None
         inputs = [self.manifest.nodes[src].outputs[index] for src, index in p.sources]
+        task_inputs = tuple((a.digest, a.mime) for a in inputs)
         record.inputs = inputs
         spec = p.function.spec
         key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
@@ -320,15 +383,26 @@ class _Run:
             function=spec.name,
             version=spec.version,
             config_digest=p.config_digest,
-            inputs=tuple(inputs),
+            inputs=task_inputs,
             store_url=self.store.url,
             store_options=self.options,
             modules=self.modules,
+            ref=p.function.ref,
         )
-        if self.inline:
-            future = self.executor.submit(run_task, task, self.store)
-        else:
-            future = self.executor.submit(run_task, task)
+        self._emit(node_id, record)
+        log.debug("node %s submitted (%s)", node_id, key)
+        try:
+            if self.inline:
+                future = self.executor.submit(run_task, task, self.store)
+            else:
+                future = self.executor.submit(run_task, task)
+        except RuntimeError as exc:  # the executor is shut down or broken beyond repair
+            record.status = "failed"
+            record.error = f"cannot submit to the executor: {type(exc).__name__}: {exc}"
+            record.duration = time.time() - record.started
+            log.error("node %s: %s", node_id, record.error)
+            self._emit(node_id, record)
+            return None
         return future, key, inputs
 
     def _complete(self, node_id: str, key: str, inputs: list[Artifact], future: Future[TaskResult]) -> None:
@@ -340,11 +414,14 @@ class _Run:
                 raise
             result = TaskResult(node_id, None, record.started or time.time(), 0.0, f"{type(exc).__name__}: {exc}")
         record.duration = result.duration
+        record.log = result.log
         if result.outputs is None:
             record.status = "failed"
             record.error = result.error
             record.traceback = result.traceback
+            log.warning("node %s failed: %s", node_id, result.error)
         else:
+            log.info("node %s ran in %.3f s", node_id, result.duration)
             record.outputs = result.outputs
             record.status = "ran"
             spec = self.planned[node_id].function.spec  # type: ignore[union-attr]
