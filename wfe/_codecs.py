@@ -1,48 +1,183 @@
-"""Turning stored bytes into function arguments and return values into bytes, by MIME type."""
+"""Codecs: stored bytes <-> Python values, chosen by MIME type.
+
+Built in: JSON (``application/json`` and ``+json``), text (``text/*``) and
+raw bytes (everything else). More come from the ``wfe.codecs`` entry point
+group (name: a MIME type, value: ``"module:Class"``), loaded on first use;
+wfe ships Parquet (pyarrow tables, pandas frames), NumPy arrays and pickle
+that way, and any package can add its own. Users may also call
+:func:`register_codec`.
+
+Pickle decodes only when the user opts in (``WFE_ALLOW_PICKLE=1``): a
+pickle runs code when loaded, and a shared store is not a trusted source.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
+import io
 import json
 import os
+import pickle
 from typing import Any
 
+from ._errors import WfeError
 from ._models import mime_base
 
-
-def is_json(mime: str) -> bool:
-    base = mime_base(mime)
-    return base == "application/json" or base.endswith("+json")
+Encoded = Any  # bytes, an os.PathLike to stream from, or a binary file object
 
 
-def is_text(mime: str) -> bool:
-    return mime_base(mime).startswith("text/")
+class Codec:
+    """Turns bytes of some MIME types into values and back.
+
+    ``decode`` receives the verified bytes of a blob. ``encode`` returns
+    bytes, a path or a binary file object to stream into the store, and
+    raises TypeError (with a message that says what to return) for a value
+    it cannot store.
+    """
+
+    def decode(self, data: bytes, mime: str) -> Any:
+        return data
+
+    def encode(self, value: Any, mime: str) -> Encoded:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, os.PathLike) or hasattr(value, "read"):
+            return value
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        hint = " (or declare the output application/json)" if isinstance(value, (dict, list, int, float)) else ""
+        raise TypeError(
+            f"cannot store a {type(value).__name__} as {mime}: return bytes, str, a path or a binary file{hint}"
+        )
 
 
-def decode(data: bytes, mime: str) -> Any:
-    """JSON -> Python objects, ``text/*`` -> str, anything else -> bytes."""
-    if is_json(mime):
+class JsonCodec(Codec):
+    def decode(self, data: bytes, mime: str) -> Any:
         return json.loads(data)
-    if is_text(mime):
-        return data.decode("utf-8")
-    return data
 
-
-def encode(value: Any, mime: str) -> bytes | os.PathLike[str] | Any:
-    """What to store for a returned value: bytes, a path to stream from, or a binary file object."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, os.PathLike):
-        return value
-    if hasattr(value, "read"):
-        return value
-    if is_json(mime):
+    def encode(self, value: Any, mime: str) -> Encoded:
+        if isinstance(value, (bytes, bytearray, memoryview, os.PathLike)) or hasattr(value, "read"):
+            return super().encode(value, mime)
         try:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise TypeError(f"cannot encode {type(value).__name__} as {mime}: {exc}") from None
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise TypeError(
-        f"cannot store a {type(value).__name__} as {mime}: return bytes, str, a path or a binary file"
-        + (" (or declare the output application/json)" if isinstance(value, (dict, list, int, float)) else "")
-    )
+
+
+class TextCodec(Codec):
+    def decode(self, data: bytes, mime: str) -> Any:
+        return data.decode("utf-8")
+
+
+class PickleCodec(Codec):
+    """``application/x-python-pickle``: any Python object, for users who opt in."""
+
+    def decode(self, data: bytes, mime: str) -> Any:
+        if os.environ.get("WFE_ALLOW_PICKLE") != "1":
+            raise WfeError(
+                "refusing to unpickle a blob: pickles run code when loaded; set WFE_ALLOW_PICKLE=1 "
+                "if you trust every writer of this store"
+            )
+        return pickle.loads(data)  # noqa: S301 - the user opted in above
+
+    def encode(self, value: Any, mime: str) -> Encoded:
+        return pickle.dumps(value, protocol=5)
+
+
+class NumpyCodec(Codec):
+    """``application/x-npy``: one NumPy array in .npy format (no pickled objects)."""
+
+    def decode(self, data: bytes, mime: str) -> Any:
+        import numpy
+
+        return numpy.load(io.BytesIO(data), allow_pickle=False)
+
+    def encode(self, value: Any, mime: str) -> Encoded:
+        import numpy
+
+        if not isinstance(value, numpy.ndarray):
+            return super().encode(value, mime)
+        buffer = io.BytesIO()
+        numpy.save(buffer, value, allow_pickle=False)
+        return buffer.getvalue()
+
+
+class ParquetCodec(Codec):
+    """``application/vnd.apache.parquet``: decodes to a pyarrow Table; encodes Tables and pandas frames."""
+
+    def decode(self, data: bytes, mime: str) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pq.read_table(pa.BufferReader(data))
+
+    def encode(self, value: Any, mime: str) -> Encoded:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if type(value).__module__.startswith("pandas"):
+            value = pa.Table.from_pandas(value, preserve_index=False)
+        if not isinstance(value, pa.Table):
+            return super().encode(value, mime)
+        sink = pa.BufferOutputStream()
+        pq.write_table(value, sink)
+        return sink.getvalue().to_pybytes()
+
+
+_BYTES = Codec()
+_JSON = JsonCodec()
+_TEXT = TextCodec()
+_REGISTERED: dict[str, Codec] = {}
+
+
+def register_codec(mime: str, codec: Codec) -> None:
+    """Use ``codec`` for ``mime`` (an exact type, or ``major/*``), ahead of entry points."""
+    _REGISTERED[mime_base(mime)] = codec
+    codec_for.cache_clear()
+
+
+@functools.lru_cache(maxsize=None)
+def _entry_point_codecs() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name.lower(): ep.value for ep in entry_points(group="wfe.codecs")}
+
+
+def _load(target: str) -> Codec:
+    module_name, _, attribute = target.partition(":")
+    codec_class = getattr(importlib.import_module(module_name), attribute)
+    return codec_class() if isinstance(codec_class, type) else codec_class  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=256)
+def codec_for(mime: str) -> Codec:
+    """The codec for a MIME type: exact, then ``+json``, then ``major/*``, then raw bytes."""
+    base = mime_base(mime)
+    major = base.partition("/")[0] + "/*"
+    for key in (base, major):
+        if key in _REGISTERED:
+            return _REGISTERED[key]
+    if base == "application/json" or base.endswith("+json"):
+        return _JSON
+    for key in (base, major):
+        target = _entry_point_codecs().get(key)
+        if target is not None:
+            return _load(target)
+    if major == "text/*":
+        return _TEXT
+    return _BYTES
+
+
+def is_json(mime: str) -> bool:
+    return isinstance(codec_for(mime), JsonCodec)
+
+
+def decode(data: bytes, mime: str) -> Any:
+    """Bytes -> the value a function receives for an input of this MIME type."""
+    return codec_for(mime).decode(data, mime)
+
+
+def encode(value: Any, mime: str) -> Encoded:
+    """A returned value -> what to store for an output of this MIME type."""
+    return codec_for(mime).encode(value, mime)

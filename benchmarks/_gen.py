@@ -1,0 +1,52 @@
+"""Generated workloads shared by the engine benchmarks: chains and fan-outs of trivial nodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+FUNCTIONS = '''
+import wfe
+
+@wfe.function(outputs="application/json")
+def start(*, value=0):
+    return value
+
+@wfe.function(inputs=["application/json"], outputs="application/json")
+def step(x, *, i=0):
+    return x + 1
+
+@wfe.function(outputs="application/octet-stream")
+def big(*, mib=256):
+    return bytes(mib * 1024 * 1024)
+
+@wfe.function(outputs="application/octet-stream")
+def big_to_path(*, mib=256):
+    import os, tempfile
+    fd, path = tempfile.mkstemp()
+    block = bytes(4 * 1024 * 1024)
+    with os.fdopen(fd, "wb") as f:
+        for _ in range(mib // 4):
+            f.write(block)
+    import pathlib
+    return pathlib.Path(path)
+'''
+
+
+def write(folder: Path, shape: str, n: int) -> Path:
+    """Write ``bench_functions.py`` and a workflow of ``n`` step nodes; return the workflow path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench_functions.py").write_text(FUNCTIONS)
+    nodes = [{"id": "n0", "function": "start"}]
+    edges = []
+    for i in range(1, n):
+        nodes.append({"id": f"n{i}", "function": "step", "config": {"i": i}})
+        edges.append({"source": f"n{i - 1}" if shape == "chain" else "n0", "target": f"n{i}"})
+    if shape == "big":
+        nodes, edges = [{"id": "big", "function": "big", "config": {"mib": n}}], []
+    if shape == "big_path":
+        nodes, edges = [{"id": "big", "function": "big_to_path", "config": {"mib": n}}], []
+    path = folder / f"{shape}-{n}.json"
+    path.write_text(json.dumps({"name": f"{shape}-{n}", "modules": ["bench_functions"], "nodes": nodes,
+                                "edges": edges}))
+    return path

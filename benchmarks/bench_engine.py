@@ -1,0 +1,158 @@
+"""Engine overhead, start-up, large outputs and blob throughput on the local store.
+
+    python benchmarks/bench_engine.py [--quick] [--repeat 3]
+
+Every figure is a whole ``wfe run`` process (or, for throughput, one process
+doing the I/O), median of ``--repeat`` runs; per-node figures are net of a
+1-node run. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gen import write  # noqa: E402
+
+WFE = [sys.executable, "-m", "wfe"]
+
+
+def timed_run(workflow: Path, store: Path) -> tuple[float, float, dict[str, object]]:
+    """(wall seconds, peak RSS MiB, result JSON) of one ``wfe run`` process."""
+    script = textwrap.dedent(
+        """
+        import json, resource, sys, time
+        t = time.perf_counter()
+        from wfe.cli import main
+        import io, contextlib
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(sys.argv[1:])
+        wall = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"code": code, "peak": peak, "result": json.loads(out.getvalue())}))
+        """
+    )
+    clock = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", script, "run", str(workflow), "--store", str(store), "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    wall = time.perf_counter() - clock
+    data = json.loads(out.stdout)
+    assert data["code"] == 0, out.stderr
+    return wall, data["peak"], data["result"]
+
+
+def cold_and_cached(workflow: Path, repeat: int) -> tuple[float, float, float, float]:
+    colds, cacheds, peaks_cold, peaks_cached = [], [], [], []
+    for _ in range(repeat):
+        store = Path(tempfile.mkdtemp(prefix="wfe-bench-"))
+        try:
+            wall, peak, _ = timed_run(workflow, store)
+            colds.append(wall)
+            peaks_cold.append(peak)
+            wall, peak, result = timed_run(workflow, store)
+            assert all(n["status"] == "cached" for n in result["nodes"].values())  # type: ignore[union-attr]
+            cacheds.append(wall)
+            peaks_cached.append(peak)
+        finally:
+            shutil.rmtree(store, ignore_errors=True)
+    med = statistics.median
+    return med(colds), med(cacheds), med(peaks_cold), med(peaks_cached)
+
+
+def throughput(repeat: int, size: int) -> dict[str, float]:
+    """GB/s for put and verified get of ``size`` bytes, beside sha256 and a plain copy."""
+    folder = Path(tempfile.mkdtemp(prefix="wfe-bench-io-"))
+    source = folder / "source.bin"
+    block = os.urandom(1 << 20)
+    with source.open("wb") as handle:
+        for _ in range(size >> 20):
+            handle.write(block)
+    script = textwrap.dedent(
+        """
+        import hashlib, json, shutil, sys, time, wfe
+        source, store_path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        store = wfe.open_store(store_path)
+        t = time.perf_counter(); digest = store.blobs.put(__import__("pathlib").Path(source)); put = time.perf_counter() - t
+        t = time.perf_counter()
+        with store.blobs.open(digest) as f:
+            while f.read(8 << 20): pass
+        get = time.perf_counter() - t
+        t = time.perf_counter()
+        h = hashlib.sha256()
+        with open(source, "rb") as f:
+            while chunk := f.read(8 << 20): h.update(chunk)
+        sha = time.perf_counter() - t
+        t = time.perf_counter(); shutil.copyfile(source, source + ".copy"); cp = time.perf_counter() - t
+        print(json.dumps({"put": size / put / 1e9, "get": size / get / 1e9, "sha256": size / sha / 1e9, "cp": size / cp / 1e9}))
+        """
+    )
+    runs = []
+    try:
+        for _ in range(repeat):
+            store = folder / "store"
+            out = subprocess.run([sys.executable, "-c", script, str(source), str(store), str(size)],
+                                 capture_output=True, text=True, check=True)
+            runs.append(json.loads(out.stdout))
+            shutil.rmtree(store, ignore_errors=True)
+            Path(str(source) + ".copy").unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="skip the 10,000-node and 1 GiB workloads")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="wfe-bench-wf-"))
+    rows: list[str] = []
+    one = write(work, "chain", 1)
+    base_cold, base_cached, base_peak, _ = cold_and_cached(one, args.repeat)
+    rows.append(f"| start-up: 1-node run | {base_cold * 1000:.0f} ms cold, {base_cached * 1000:.0f} ms cached | < 250 ms |")
+    sizes = [100, 200, 1000] + ([] if args.quick else [10000])
+    for shape in ("chain", "fanout"):
+        for n in sizes:
+            cold, cached, peak, _ = cold_and_cached(write(work, shape, n), args.repeat)
+            per_cold = (cold - base_cold) / (n - 1) * 1000
+            per_cached = (cached - base_cached) / (n - 1) * 1000
+            per_node_kb = max(peak - base_peak, 0) * 1024 / n
+            rows.append(
+                f"| {shape} of {n}: ms per node cold / cached, memory per node | "
+                f"{per_cold:.3f} / {per_cached:.3f} ms, {per_node_kb:.2f} KB | < 0.3 / < 0.1 ms, < 2 KB |"
+            )
+    for shape, label in (("big", "returns bytes"), ("big_path", "writes a file")):
+        cold, cached, peak_cold, peak_cached = cold_and_cached(write(work, shape, 256), args.repeat)
+        rows.append(
+            f"| 256 MiB output ({label}): cold / cached, peak RSS | {cold:.2f} s / {cached:.2f} s, "
+            f"{peak_cold:.0f} MiB | < 0.8 s / < 0.3 s, {'<= 320' if shape == 'big' else '< 100'} MiB |"
+        )
+    size = (256 if args.quick else 1024) << 20
+    io_rates = throughput(args.repeat, size)
+    rows.append(
+        f"| blob put / verified get, {size >> 20} MiB | {io_rates['put']:.2f} / {io_rates['get']:.2f} GB/s "
+        f"(sha256 {io_rates['sha256']:.2f} GB/s, copy {io_rates['cp']:.2f} GB/s) | >= 1.0 / >= 1.2 GB/s |"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wfe engine benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"median of {args.repeat}\n")
+    print("| workload | wfe | target |\n|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
