@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -110,9 +111,15 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def s3_server(bucket: str = "wfe-test") -> Iterator[S3Server]:
-    """Start the server process on a free loopback port, make ``bucket``, stop it on exit."""
+def s3_server(bucket: str = "wfe-test", *, check_keys: bool = False) -> Iterator[S3Server]:
+    """Start the server process on a free loopback port, make ``bucket``, stop it on exit.
+
+    With ``check_keys`` the server refuses every request (HTTP 403), as S3
+    does for an access key it does not know; no bucket is made then.
+    """
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    if check_keys:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # moto: authenticate every request
     process = subprocess.Popen(
         [sys.executable, "-m", "conformance_tests._s3server"],
         stdout=subprocess.PIPE,
@@ -123,7 +130,8 @@ def s3_server(bucket: str = "wfe-test") -> Iterator[S3Server]:
     try:
         port = _read_port(process)
         server = S3Server(f"http://127.0.0.1:{port}", bucket, process)
-        server.make_bucket(bucket)
+        if not check_keys:
+            server.make_bucket(bucket)
         yield server
     finally:
         process.terminate()
@@ -180,7 +188,15 @@ def main() -> None:
     app = _Counting(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     print(server.port, flush=True)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     server.serve_forever()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Stop when the process that started the server is gone, even if it was killed outright."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._errors import (
     BlobNotFoundError,
+    ExecutorError,
     FunctionError,
     FunctionNotAllowedError,
     IntegrityError,
@@ -28,6 +29,7 @@ __all__ = [
     "Artifact",
     "BlobNotFoundError",
     "Edge",
+    "ExecutorError",
     "FunctionError",
     "FunctionNotAllowedError",
     "FunctionSpec",

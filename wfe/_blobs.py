@@ -77,7 +77,7 @@ class BlobStore:
         hasher.update(data)
         digest = PREFIX + hasher.hexdigest()
         rel = blob_path(digest)
-        if self._io.exists(rel):
+        if not self._io.conditional_create and self._io.exists(rel):
             return digest, len(data), False
         return digest, len(data), self._io.write_bytes(rel, data, exclusive=True)
 
@@ -137,6 +137,13 @@ class BlobStore:
     def size(self, digest: str) -> int:
         try:
             return self._io.size(blob_path(digest))
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob {digest}") from None
+
+    def modified(self, digest: str) -> float | None:
+        """When the blob was written (seconds since the epoch); None if the backend cannot tell."""
+        try:
+            return self._io.modified(blob_path(digest))
         except FileNotFoundError:
             raise BlobNotFoundError(f"no blob {digest}") from None
 

@@ -14,6 +14,7 @@
     │   └── FunctionNotAllowedError (PermissionError) outside the allow-list
     ├── StoreURLError             (ValueError) a store URL or option is invalid
     ├── StoreError                (OSError) the backend failed
+    ├── ExecutorError             an executor cannot be built or cannot reach the store
     └── NodeError                 a node's function raised while running
 
 Errors of backend libraries (fsspec, botocore, storage3) are translated into
@@ -80,6 +81,10 @@ class StoreURLError(WfeError, ValueError):
 
 class StoreError(WfeError, OSError):
     """The storage backend failed (network, permissions, missing bucket)."""
+
+
+class ExecutorError(WfeError):
+    """An executor cannot be built (unknown name, missing extra, unreachable scheduler) or cannot reach the store."""
 
 
 class NodeError(WfeError):

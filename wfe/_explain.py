@@ -93,7 +93,7 @@ def _key_changes(
     if len(now_inputs) != len(before_inputs):
         reasons.append(f"it takes {len(now_inputs)} inputs now, {len(before_inputs)} before")
     made_now, made_before = producers(run), producers(previous)
-    for position, (new, old) in enumerate(zip(now_inputs, before_inputs), start=1):
+    for position, (new, old) in enumerate(zip(now_inputs, before_inputs, strict=False), start=1):
         if new == old:
             continue
         source = made_now.get(new) or made_before.get(old) or "?"
@@ -151,7 +151,8 @@ def _same_key_reason(store: Store, now: NodeRecord, before: NodeRecord) -> str:
         )
     missing = [a.digest for a in before.outputs if not store.blobs.exists(a.digest)]
     if missing:
-        return f"the action key is unchanged ({key}), but output blobs of the cached result were gone: {', '.join(missing)}"
+        gone = ", ".join(missing)
+        return f"the action key is unchanged ({key}), but output blobs of the cached result were gone: {gone}"
     return f"the action key is unchanged ({key}) and the cache has it: the run was forced (--force)"
 
 

@@ -18,6 +18,7 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any, BinaryIO
@@ -69,11 +70,19 @@ class StorageIO:
       (object stores, memory); otherwise uploads go to ``tmp/`` and are moved.
     - ``shared``: other processes see the same data (False for ``memory://``).
     - ``tamperable``: tests may rewrite stored bytes behind the store's back.
+    - ``conditional_create``: an exclusive ``write_bytes`` is refused by the
+      backend itself in the same request (S3 ``If-None-Match``), so callers
+      need no existence check first.
+    - ``exclusive_publish``: of concurrent exclusive writes to one path, exactly
+      one succeeds (a hard link on local disk, a lock in memory); without it,
+      racing writers may each think they wrote first.
     """
 
     atomic_upload = False
     shared = True
     tamperable = True
+    conditional_create = False
+    exclusive_publish = False
 
     def __init__(self, fs: Any, root: str) -> None:
         self.fs = fs
@@ -237,10 +246,33 @@ class MemoryIO(StorageIO):
 
     atomic_upload = True
     shared = False
+    exclusive_publish = True
+    _publish_lock = threading.Lock()  # one process: a lock makes check-then-write one step
+
+    def stage(self) -> Staging:
+        return _LockedStaging(self, self._publish_lock)
+
+    def _put(self, local: IO[bytes], path: str, size: int) -> None:
+        # put_file on memory:// makes the file visible empty, then fills it; one pipe_file
+        # swaps in the whole object at once (the bytes live in this process's memory anyway).
+        local.seek(0)
+        self.fs.pipe_file(path, local.read())
+
+
+class _LockedStaging(_SpooledStaging):
+    def __init__(self, storage: StorageIO, lock: threading.Lock) -> None:
+        super().__init__(storage)
+        self._lock = lock
+
+    def publish(self, rel: str, *, exclusive: bool) -> bool:
+        with self._lock:
+            return super().publish(rel, exclusive=exclusive)
 
 
 class LocalIO(StorageIO):
     """Local disk, using the OS directly: temp file in ``tmp/``, then a hard link (or rename)."""
+
+    exclusive_publish = True  # os.link refuses an existing target
 
     def __init__(self, fs: Any, root: str) -> None:
         super().__init__(fs, os.path.abspath(root))

@@ -36,7 +36,8 @@ class Progress:
 class _RichProgress(Progress):
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bars, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bars
 
         self._bars = Bars(
             TextColumn("{task.description}"),
@@ -44,7 +45,7 @@ class _RichProgress(Progress):
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=Console(file=sys.stderr),
-            transient=False,
+            transient=True,  # the summary line that follows is what stays
         )
         self._bars.start()
         self._task: Any = None

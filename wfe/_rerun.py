@@ -19,7 +19,8 @@ from ._errors import FunctionError, WorkflowError
 from ._functions import load_workflow_modules, resolve
 from ._history import load_run, producers, run_workflow
 from ._models import Artifact, RunManifest, WorkflowGraph
-from ._runner import EventHandler, RunResult, run
+from ._runner import EventHandler, RunResult
+from ._runner import run as execute
 from ._store import Store
 from ._task import Task, run_task
 
@@ -65,7 +66,9 @@ def check_versions(graph: WorkflowGraph, manifest: RunManifest) -> None:
             continue
         current = resolve(node.function).spec.version
         if current != record.version:
-            changed.append(f"{node.function!r} (node {node.id!r}) was version {record.version}, the code is now {current}")
+            changed.append(
+                f"{node.function!r} (node {node.id!r}) was version {record.version}, the code is now {current}"
+            )
     if changed:
         raise FunctionError(
             f"cannot rerun {manifest.run_id} with the same code: function " + "; function ".join(changed)
@@ -99,16 +102,18 @@ def rerun(
     *,
     force: bool = False,
     verify: bool = False,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
+    jobs: int | None = None,
     base_dir: str | os.PathLike[str] | None = None,
     on_event: EventHandler | None = None,
 ) -> RerunResult:
     """Run again exactly what run ``run`` ran; a new run record is written (``rerun_of`` names the old one).
 
-    ``force`` recomputes every function node; ``verify`` compares each node's
-    outputs with the recorded ones (a node whose inputs came out different
-    because of an upstream difference is recomputed from its recorded inputs,
-    so every difference is pinned on the node that causes it).
+    ``executor`` and ``jobs`` are as for :func:`wfe.run`. ``force``
+    recomputes every function node; ``verify`` compares each node's outputs
+    with the recorded ones (a node whose inputs came out different because of
+    an upstream difference is recomputed from its recorded inputs, so every
+    difference is pinned on the node that causes it).
     Raises NotFoundError for an unknown run, FunctionError if a function's
     version no longer matches, WorkflowError if a pinned input is gone.
     """
@@ -118,7 +123,10 @@ def rerun(
     load_workflow_modules(str(folder), graph.modules)
     check_versions(graph, original)
     pinned = pinned_inputs(store, graph, original, folder)
-    result = run(graph, store, base_dir=folder, executor=executor, force=force, on_event=on_event, pinned_files=pinned)
+    result = execute(
+        graph, store, base_dir=folder, executor=executor, jobs=jobs, force=force, on_event=on_event,
+        pinned_files=pinned,
+    )
     result.manifest.rerun_of = original.run_id  # type: ignore[attr-defined]  # an extra field
     store.runs.put(result.manifest)
     outcome = RerunResult(original, result)
@@ -152,7 +160,8 @@ def _compare(store: Store, graph: WorkflowGraph, folder: Path, outcome: RerunRes
                 )
             continue
         # An upstream node differed; judge this node on the inputs it had before.
-        changed = sorted({made_by.get(a.digest, "?") for a, b in zip(recorded.inputs, current.inputs) if a != b})
+        pairs = zip(recorded.inputs, current.inputs, strict=False)
+        changed = sorted({made_by.get(a.digest, "?") for a, b in pairs if a != b})
         missing = [a.digest for a in recorded.inputs if not store.blobs.exists(a.digest)]
         if missing or recorded.function is None or recorded.version is None or recorded.config is None:
             outcome.compared.remove(node_id)
@@ -166,10 +175,11 @@ def _compare(store: Store, graph: WorkflowGraph, folder: Path, outcome: RerunRes
             function=recorded.function,
             version=recorded.version,
             config_digest=recorded.config,
-            inputs=tuple(recorded.inputs),
+            inputs=tuple((a.digest, a.mime) for a in recorded.inputs),
             store_url=store.url,
             store_options=tuple(sorted(store.options.items())),
             modules=modules,
+            ref=resolve(recorded.function).ref,
         )
         replayed = run_task(task, store)
         if replayed.outputs is None:
@@ -178,7 +188,7 @@ def _compare(store: Store, graph: WorkflowGraph, folder: Path, outcome: RerunRes
             )
         elif _digests(replayed.outputs) != _digests(recorded.outputs):
             outcome.differences.append(
-                Difference(node_id, recorded.outputs, replayed.outputs, "recomputed from its recorded inputs, different outputs")
+                Difference(node_id, recorded.outputs, replayed.outputs, "different outputs from its recorded inputs")
             )
 
 

@@ -1,4 +1,4 @@
-"""The coordinator: plan a workflow, schedule by ready set, use the action cache, write the manifest."""
+"""The coordinator: schedule by ready set, use the action cache, write the manifest (planning is in _plan)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._digest import action_key, digest_json
+from ._digest import action_key
 from ._errors import WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
-from ._functions import Registered, load_workflow_modules, resolve
-from ._models import ActionResult, Artifact, NodeRecord, RunManifest, WorkflowGraph, load_workflow, mime_matches
+from ._functions import load_workflow_modules
+from ._models import ActionResult, Artifact, NodeRecord, RunManifest, WorkflowGraph, load_workflow
+from ._plan import PlannedNode, plan
 from ._records import new_run_id
 from ._store import Store, open_store
 from ._task import Task, TaskResult, run_task
@@ -29,79 +30,7 @@ MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes
 POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
 
 log = logging.getLogger(__name__)
-__all__ = ["InlineExecutor", "RunResult", "plan", "run"]
-
-
-@dataclass
-class PlannedNode:
-    node_id: str
-    function: Registered | None
-    file: Path | None
-    mime: str | None
-    config_digest: str
-    sources: list[tuple[str, int]]  # (upstream node, output index) per declared input
-    upstream: list[str]
-
-
-def plan(graph: WorkflowGraph, base_dir: Path) -> list[PlannedNode]:
-    """Resolve functions and wire inputs by MIME type; raise WorkflowError before anything runs."""
-    output_mimes: dict[str, tuple[str, ...]] = {}
-    functions: dict[str, Registered] = {}
-    for node in graph.nodes:
-        if node.function is not None:
-            entry = resolve(node.function)
-            functions[node.id] = entry
-            output_mimes[node.id] = entry.spec.outputs
-        else:
-            output_mimes[node.id] = (node.mime or "application/octet-stream",)
-    incoming: dict[str, list[tuple[str, str | None]]] = {node.id: [] for node in graph.nodes}
-    for edge in graph.edges:
-        incoming[edge.target].append((edge.source, edge.mime))
-    planned: list[PlannedNode] = []
-    for node_id in graph.order:
-        node = graph.node(node_id)
-        upstream = list(dict.fromkeys(source for source, _ in incoming[node_id]))
-        if node.file is not None:
-            if upstream:
-                raise WorkflowError(f"file node {node_id!r} cannot have inputs (edge from {upstream[0]!r})")
-            path = (base_dir / node.file).resolve()
-            planned.append(PlannedNode(node_id, None, path, node.mime, "", [], []))
-            continue
-        entry = functions[node_id]
-        candidates: list[tuple[str, int, str]] = []
-        for source, edge_mime in incoming[node_id]:
-            matched = [
-                (source, index, mime)
-                for index, mime in enumerate(output_mimes[source])
-                if edge_mime is None or mime_matches(edge_mime, mime)
-            ]
-            if edge_mime is not None and not matched:
-                raise WorkflowError(
-                    f"edge {source!r} -> {node_id!r} asks for {edge_mime}, but {source!r} produces "
-                    f"{', '.join(output_mimes[source]) or 'nothing'}"
-                )
-            candidates.extend(matched)
-        used: set[tuple[str, int]] = set()
-        sources: list[tuple[str, int]] = []
-        for declared in entry.spec.inputs:
-            pick = next(
-                ((s, i) for s, i, mime in candidates if (s, i) not in used and mime_matches(declared.mime, mime)),
-                None,
-            )
-            if pick is None:
-                offered = ", ".join(f"{s}:{m}" for s, _, m in candidates) or "no upstream nodes"
-                raise WorkflowError(
-                    f"node {node_id!r} needs an input of type {declared.mime} that no upstream node produces "
-                    f"(upstream: {offered})"
-                )
-            used.add(pick)
-            sources.append(pick)
-        try:
-            config_digest = digest_json(node.config)
-        except (ValueError, RecursionError) as exc:
-            raise WorkflowError(f"node {node_id!r}: config is not storable JSON: {exc}") from None
-        planned.append(PlannedNode(node_id, entry, None, None, config_digest, sources, upstream))
-    return planned
+__all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan", "run"]
 
 
 @dataclass
@@ -168,7 +97,7 @@ def run(
         graph = workflow
         folder = Path(base_dir) if base_dir is not None else Path.cwd()
     else:
-        graph = load_workflow(workflow)
+        graph = load_workflow(Path(workflow))
         folder = Path(base_dir) if base_dir is not None else Path(workflow).resolve().parent
     store = store if isinstance(store, Store) else open_store(store)
     load_workflow_modules(str(folder), graph.modules)
@@ -419,7 +348,7 @@ class _Run:
             record.status = "failed"
             record.error = result.error
             record.traceback = result.traceback
-            log.warning("node %s failed: %s", node_id, result.error)
+            log.info("node %s failed: %s", node_id, result.error)  # the run result and CLI show it in full
         else:
             log.info("node %s ran in %.3f s", node_id, result.duration)
             record.outputs = result.outputs

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._blobs import BlobStore
+from ._cache import cache_settings, with_cache
 from ._errors import StoreURLError
 from ._fsio import StorageIO
 from ._records import ActionCache, ConfigStore, FunctionStore, RunStore
@@ -77,7 +78,11 @@ def split_url(url: str) -> tuple[str, str, dict[str, str]]:
 def _filesystem(protocol: str, options: dict[str, Any]) -> Any:
     import fsspec
 
-    if protocol not in fsspec.available_protocols():
+    # available_protocols() lists lazy registrations only; a class registered at runtime
+    # (fsspec.register_implementation(name, cls)) is in fsspec.registry.registry.
+    from fsspec.registry import registry as runtime_registered
+
+    if protocol not in fsspec.available_protocols() and protocol not in runtime_registered:
         known = ", ".join(sorted(p for p in fsspec.available_protocols() if p in _common_protocols()))
         raise StoreURLError(f"unknown store URL scheme {protocol!r}; known: {known}, or any installed fsspec protocol")
     try:
@@ -119,16 +124,24 @@ class Store:
         return f"Store({self.url!r}{', ' + repr(shown) if shown else ''})"
 
 
-def open_store(url: str | None = None, **options: Any) -> Store:
+def open_store(url: str | None = None, /, **options: Any) -> Store:
     """Open the store at ``url`` (default: ``$WFE_STORE`` or ``./.wfe``).
 
-    ``options`` (and ``?key=value`` pairs in the URL) go to the backend.
+    ``options`` (and ``?key=value`` pairs in the URL) go to the backend (``url`` is
+    positional-only, so a backend may take an option named ``url``),
+    except ``cache``/``cache_size``, which put a local blob cache in front
+    (see :mod:`wfe._cache`; ``$WFE_CACHE`` does the same).
     """
     url = default_store_url() if url is None else url
     protocol, path, url_options = split_url(url)
     merged: dict[str, Any] = {**url_options, **options}
+    cache, backend_options = cache_settings(merged)
     storage_cls = storage_class(protocol)
-    fs_options = storage_cls.filesystem_options(merged) if hasattr(storage_cls, "filesystem_options") else merged
+    fs_options = (
+        storage_cls.filesystem_options(backend_options)
+        if hasattr(storage_cls, "filesystem_options")
+        else backend_options
+    )
     if protocol == "file":
         if fs_options:
             raise StoreURLError(f"local stores take no options, got {sorted(fs_options)}")
@@ -139,4 +152,6 @@ def open_store(url: str | None = None, **options: Any) -> Store:
     root = fs._strip_protocol(f"{protocol}://{path}") if path else ""
     storage = storage_cls(fs, str(root))
     canonical = f"{protocol}://{path}"
-    return Store(storage, canonical, merged)
+    store = Store(storage, canonical, merged)
+    store.blobs = with_cache(store.blobs, storage, cache)  # the cache options stay in store.options for tasks
+    return store

@@ -8,6 +8,8 @@ and the run manifest.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import shutil
 import tempfile
@@ -16,6 +18,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._capture import capture_output
 from ._codecs import decode, encode
 from ._errors import WfeError
 from ._models import Artifact
@@ -23,14 +26,23 @@ from ._models import Artifact
 
 @dataclass(frozen=True)
 class Task:
+    """What a worker needs to run one node: names, digests and where the store is.
+
+    Its pickled size does not depend on the size of the data (inputs are
+    ``(digest, mime)`` pairs), which is what lets a node run anywhere that
+    can reach the store.
+    """
+
     node_id: str
     function: str
     version: str
     config_digest: str
-    inputs: tuple[Artifact, ...]
+    inputs: tuple[tuple[str, str], ...]  # (digest, mime) per declared input
     store_url: str
     store_options: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
     modules: tuple[tuple[str, str], ...] = ()  # (folder, module) to import on the worker
+    ref: str = ""  # "module:qualname" the coordinator resolved; imported on a worker that lacks it
+    log_level: int = logging.INFO  # what the node's log records are captured from
 
 
 @dataclass
@@ -41,6 +53,7 @@ class TaskResult:
     duration: float
     error: str | None = None
     traceback: str | None = None
+    log: str | None = None  # digest of a text/plain blob: what the function printed and logged
 
 
 _STORES: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
@@ -56,51 +69,81 @@ def _open_cached(url: str, options: tuple[tuple[str, Any], ...]) -> Any:
     return store
 
 
+def _resolve(task: Task) -> Any:
+    from ._errors import UnknownFunctionError
+    from ._functions import load_workflow_modules, resolve
+
+    for directory, module in task.modules:
+        load_workflow_modules(directory, [module])
+    try:
+        return resolve(task.function)
+    except UnknownFunctionError:
+        # A fresh worker has not imported the module that registered it; the coordinator did.
+        module_name = task.ref.partition(":")[0]
+        if not module_name:
+            raise
+        importlib.import_module(module_name)
+        entry = resolve(task.function)
+        if entry.ref != task.ref:
+            raise
+        return entry
+
+
 def run_task(task: Task, store: Any = None) -> TaskResult:
-    """Run one task; a failure of the function is returned, not raised."""
+    """Run one task; a failure of the function is returned, not raised.
+
+    What the function prints or logs is stored as a blob and returned as
+    ``TaskResult.log``, whether it succeeds or fails.
+    """
     started = time.time()
     clock = time.perf_counter()
     scratch: str | None = None
-    try:
-        from ._functions import load_workflow_modules, resolve
-
-        if store is None:
-            store = _open_cached(task.store_url, task.store_options)
-        for directory, module in task.modules:
-            load_workflow_modules(directory, [module])
-        entry = resolve(task.function)
-        spec = entry.spec
-        if spec.version != task.version:
-            raise WfeError(
-                f"function {task.function!r} is now version {spec.version}, "
-                f"but the task was planned for {task.version}"
+    result: TaskResult
+    with capture_output(task.log_level) as captured:
+        try:
+            if store is None:
+                store = _open_cached(task.store_url, task.store_options)
+            entry = _resolve(task)
+            spec = entry.spec
+            if spec.version != task.version:
+                raise WfeError(
+                    f"function {task.function!r} is now version {spec.version}, "
+                    f"but the task was planned for {task.version}"
+                )
+            config = store.configs.get(task.config_digest)
+            args = []
+            for declared, (digest, mime) in zip(spec.inputs, task.inputs, strict=False):
+                if declared.as_path:
+                    scratch = scratch or tempfile.mkdtemp(prefix="wfe-inputs-")
+                    target = os.path.join(scratch, digest[7:])
+                    if not os.path.exists(target):
+                        store.blobs.export(digest, target)
+                    args.append(target)
+                else:
+                    args.append(decode(store.blobs.get(digest), mime))
+            value = entry.func(*args, **config)
+            outputs = _store_outputs(store, spec.outputs, value)
+            result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock)
+        except Exception as exc:
+            logging.getLogger(__name__).debug("node %s failed", task.node_id, exc_info=True)
+            result = TaskResult(
+                task.node_id,
+                None,
+                started,
+                time.perf_counter() - clock,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
             )
-        config = store.configs.get(task.config_digest)
-        args = []
-        for declared, artifact in zip(spec.inputs, task.inputs):
-            if declared.as_path:
-                scratch = scratch or tempfile.mkdtemp(prefix="wfe-inputs-")
-                target = os.path.join(scratch, artifact.digest[7:])
-                if not os.path.exists(target):
-                    store.blobs.export(artifact.digest, target)
-                args.append(target)
-            else:
-                args.append(decode(store.blobs.get(artifact.digest), artifact.mime))
-        value = entry.func(*args, **config)
-        outputs = _store_outputs(store, spec.outputs, value)
-        return TaskResult(task.node_id, outputs, started, time.perf_counter() - clock)
-    except Exception as exc:
-        return TaskResult(
-            task.node_id,
-            None,
-            started,
-            time.perf_counter() - clock,
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
-        )
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+    text = captured.text()
+    if text and store is not None:
+        try:
+            result.log = store.blobs.put(text.encode("utf-8", "replace"))
+        except Exception as exc:  # the node's own result matters more than its log
+            logging.getLogger(__name__).warning("node %s: cannot store its log: %s", task.node_id, exc)
+    return result
 
 
 def _store_outputs(store: Any, mimes: tuple[str, ...], value: Any) -> list[Artifact]:
@@ -110,10 +153,12 @@ def _store_outputs(store: Any, mimes: tuple[str, ...], value: Any) -> list[Artif
         values = (value,)
     else:
         if not isinstance(value, tuple) or len(value) != len(mimes):
-            raise TypeError(f"expected a tuple of {len(mimes)} outputs ({', '.join(mimes)}), got {type(value).__name__}")
+            raise TypeError(
+                f"expected a tuple of {len(mimes)} outputs ({', '.join(mimes)}), got {type(value).__name__}"
+            )
         values = value
     outputs = []
-    for mime, item in zip(mimes, values):
+    for mime, item in zip(mimes, values, strict=True):
         digest, size = store.blobs.put_sized(encode(item, mime))
         outputs.append(Artifact(digest=digest, mime=mime, size=size))
     return outputs

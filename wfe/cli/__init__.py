@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Verb modules, imported only to build the parser; each imports what it needs lazily.
-VERBS = ("run", "blobs")
+VERBS = ("run", "blobs", "runs", "ops", "graph", "check")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -37,6 +37,11 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="backend option, repeatable (e.g. endpoint_url=http://127.0.0.1:9000)",
     )
+    parser.add_argument(
+        "--cache",
+        metavar="PATH[,SIZE]",
+        help="keep a local copy of blobs read from a remote store (default: $WFE_CACHE; SIZE e.g. 2GiB)",
+    )
 
 
 def store_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -49,6 +54,8 @@ def store_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         if not sep or not key:
             raise StoreURLError(f"--store-option needs KEY=VALUE, got {item!r}")
         options[key] = value
+    if getattr(args, "cache", None):
+        options["cache"] = args.cache
     return open_store(args.store, **options)
 
 

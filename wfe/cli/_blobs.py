@@ -18,8 +18,11 @@ def register(subparsers: Any) -> None:
     cat.set_defaults(handler=cat_main)
 
     put = subparsers.add_parser("put", help="store a file as a blob and print its digest")
-    put.add_argument("file")
-    put.add_argument("--mime", default=None, help="MIME type to report with --json")
+    put.add_argument("file", help="file to store, or - for stdin")
+    put.add_argument("--mime", default=None,
+                     help="MIME type of the artifact printed with --json (default: guessed from the file name)")
+    put.add_argument("--json", action="store_true",
+                     help="print the artifact (digest, mime, size, name) as JSON, ready to use as a node input")
     add_store_argument(put)
     add_common_flags(put)
     put.set_defaults(handler=put_main)
@@ -42,13 +45,35 @@ def cat_main(args: argparse.Namespace) -> int:
 
 
 def put_main(args: argparse.Namespace) -> int:
+    import json
+    import mimetypes
     from pathlib import Path
 
     from .._errors import WfeError
+    from .._models import validate_mime
 
+    mime = args.mime
+    if mime is not None:
+        try:
+            validate_mime(mime)
+        except ValueError as exc:
+            raise WfeError(str(exc)) from None
     store = store_from_args(args)
-    path = Path(args.file)
-    if not path.is_file():
-        raise WfeError(f"no such file: {args.file}")
-    print(store.blobs.put(path))
+    if args.file == "-":
+        digest, size = store.blobs.put_sized(sys.stdin.buffer)
+        name = None
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise WfeError(f"no such file: {args.file}")
+        digest, size = store.blobs.put_sized(path)
+        name = path.name
+        mime = mime or mimetypes.guess_type(path.name)[0]
+    if not args.json:
+        print(digest)
+        return EXIT_OK
+    artifact = {"digest": digest, "mime": mime or "application/octet-stream", "size": size}
+    if name is not None:
+        artifact["name"] = name
+    print(json.dumps(artifact))
     return EXIT_OK

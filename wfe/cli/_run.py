@@ -8,7 +8,13 @@ import sys
 import time
 from typing import Any
 
-from . import EXIT_FAILED, EXIT_OK, add_common_flags, add_store_argument, store_from_args
+from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, add_common_flags, add_store_argument, store_from_args
+from ._logging_setup import add_logging_flags, configure_logging
+from ._progress import human_size, make_display
+
+__all__ = ["add_execution_flags", "human_size", "register"]
+
+LOG_TAIL_LINES = 40  # of a failed node's captured output, shown under its traceback
 
 
 def register(subparsers: Any) -> None:
@@ -21,28 +27,48 @@ def register(subparsers: Any) -> None:
         "--allow-module", action="append", default=[], metavar="MODULE",
         help="import an installed module whose registered functions the workflow may use (repeatable)",
     )
+    add_execution_flags(parser)
+    add_logging_flags(parser)
     add_common_flags(parser)
     parser.set_defaults(handler=main)
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+def add_execution_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor", default="inline", metavar="KIND",
+        help="inline (default), threads, processes, dask (a local cluster) or dask://HOST:PORT (a scheduler)",
+    )
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=None, metavar="N",
+        help="workers for threads, processes or a local dask cluster (default: one per CPU)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    from .._executors import check_jobs, parse_executor
     from .._functions import allow_modules
+    from .._models import load_workflow
     from .._runner import run
 
+    configure_logging(args.log_level, args.log_file)
+    parse_executor(args.executor)  # a bad name is a usage error before the store is touched
+    check_jobs(args.jobs)
     store = store_from_args(args)
     allow_modules(args.allow_module)
+    graph = load_workflow(args.workflow)
     clock = time.perf_counter()
-    printer = None if args.json else _print_node
-    result = run(args.workflow, store, force=args.force, on_event=printer)
+    display = make_display(len(graph.nodes), quiet=args.json)
+    try:
+        result = run(args.workflow, store, executor=args.executor, jobs=args.jobs, force=args.force,
+                     on_event=display)
+    except KeyboardInterrupt as exc:
+        if display is not None:
+            display.close()
+        detail = str(exc) or "run interrupted"
+        print(f"interrupted: {detail}; running it again resumes from the cache", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if display is not None:
+        display.close()
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -52,18 +78,22 @@ def main(args: argparse.Namespace) -> int:
             f"{result.status}: run {result.run_id}, {len(result.manifest.nodes)} nodes ({summary}) "
             f"in {time.perf_counter() - clock:.2f} s"
         )
-        for node_id, record in result.manifest.nodes.items():
-            if record.status == "failed" and record.traceback:
-                print(f"\n--- node {node_id} failed ---\n{record.traceback.rstrip()}", file=sys.stderr)
+    for node_id, record in result.manifest.nodes.items():
+        if record.status == "failed":
+            print(failure_block(node_id, record, store), file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _print_node(node_id: str, record: Any) -> None:
-    if record.status in ("failed", "skipped"):
-        print(f"  {record.status:<7} {node_id:<20} {record.error}")
-        return
-    for artifact in record.outputs:
-        print(f"  {record.status:<7} {node_id:<20} {artifact.mime:<26} {human_size(artifact.size):>10}  {artifact.digest}")
-    if not record.outputs:
-        print(f"  {record.status:<7} {node_id:<20} (no outputs)")
-    sys.stdout.flush()
+def failure_block(node_id: str, record: Any, store: Any) -> str:
+    """One readable block: the error, its traceback, and the tail of what the node printed or logged."""
+    lines = [f"\n--- node {node_id} failed ---"]
+    lines.append((record.traceback or record.error or "no error recorded").rstrip())
+    if record.log:
+        try:
+            text = store.blobs.get(record.log).decode("utf-8", "replace")
+        except Exception as exc:  # the block is still worth printing without the log
+            text = f"(cannot read the captured output {record.log}: {exc})"
+        tail = text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
+        lines.append(f"--- node {node_id} output (last {len(tail)} lines; all of it: {record.log}) ---")
+        lines.extend(tail)
+    return "\n".join(lines)

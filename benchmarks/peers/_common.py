@@ -1,0 +1,65 @@
+"""What every peer script shares: its arguments and the one JSON line it prints.
+
+A peer script runs inside the peer's own venv, so this module imports nothing
+outside the standard library. Usage of every script::
+
+    python PEER.py SHAPE N CACHE_DIR
+
+SHAPE is ``chain`` (N nodes, each adding 1 to the one before), ``fanout``
+(one source and N - 1 nodes adding 1 to it) or ``big`` (one node returning
+N MiB of ``0x01`` bytes). CACHE_DIR is the tool's cache; a second process on
+the same CACHE_DIR is the cached run. The script prints one JSON line:
+``{"executed": <function bodies that ran>, "ok": <result checked>}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+MIB = 1024 * 1024
+_lock = threading.Lock()
+_executed = [0]
+
+
+def args() -> tuple[str, int, str]:
+    """(shape, n, cache_dir) from the command line; a bad shape exits with status 2."""
+    shape, n, cache = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    if shape not in ("chain", "fanout", "big"):
+        print(f"error: unknown shape {shape!r}", file=sys.stderr)
+        raise SystemExit(2)
+    return shape, n, cache
+
+
+def executed() -> None:
+    """Count one function body run; a cached run must count none. Locked: some tools use threads."""
+    with _lock:
+        _executed[0] += 1
+
+
+# The three pure functions every tool wraps in its own way.
+def start_value() -> int:
+    return 0
+
+
+def add_one(x: int) -> int:
+    return x + 1
+
+
+def ones(mib: int) -> bytes:
+    # Non-zero content: every page is written, as a real payload would be.
+    return b"\x01" * (mib * MIB)
+
+
+def check(shape: str, n: int, result: object) -> bool:
+    """Whether ``result`` is the right answer: the last value, the fan-out list, or the payload."""
+    if shape == "chain":
+        return result == n - 1
+    if shape == "fanout":
+        return list(result) == [0] + [1] * (n - 1) if n > 1 else list(result) == [0]  # type: ignore[call-overload]
+    return isinstance(result, bytes) and len(result) == n * MIB and result[:1] == b"\x01" and result[-1:] == b"\x01"
+
+
+def report(shape: str, n: int, result: object) -> None:
+    print(json.dumps({"executed": _executed[0], "ok": check(shape, n, result)}), flush=True)

@@ -1,0 +1,162 @@
+"""The conformance suite's pytest plugin: options, the ``backend`` parameter, the summary.
+
+``pytest conformance_tests --store-url URL`` (repeatable) runs every test
+against each URL; without it, against every backend in
+:data:`conformance_tests.backends.BUILTIN` that can start here. The package's
+``conftest.py`` loads this plugin; from an installed copy, name it:
+``pytest -p conformance_tests.plugin --pyargs conformance_tests --store-url URL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conformance_tests import _support, backends
+from conformance_tests._support import PARTS, PROFILES, TALLY, BackendHandle, Conformance, Tally
+
+_BACKEND_STACK = pytest.StashKey[contextlib.ExitStack]()
+_STARTED = pytest.StashKey[dict[str, BackendHandle]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("wfe-conformance", "wfe backend conformance suite")
+    group.addoption(
+        "--store-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="store URL to test (repeatable); default: every built-in backend that can start here",
+    )
+    group.addoption(
+        "--store-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option passed to wfe.open_store for every --store-url (repeatable)",
+    )
+    group.addoption(
+        "--conformance-profile",
+        default=None,
+        choices=sorted(PROFILES),
+        help=f"hypothesis settings profile (default: ${_support.DEFAULT_PROFILE_ENV} or 'ci')",
+    )
+    group.addoption(
+        "--conformance-no-db",
+        action="store_true",
+        help="do not save failing examples in .hypothesis/ (the check-store command uses this)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[TALLY] = Tally()
+    config.stash[_BACKEND_STACK] = contextlib.ExitStack()
+    config.stash[_STARTED] = {}
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from conformance_tests import _workers
+
+    _workers.shutdown_pool()
+    stack = config.stash.get(_BACKEND_STACK, None)
+    if stack is not None:
+        stack.close()
+
+
+def _profile_name(config: pytest.Config) -> str:
+    name = config.getoption("--conformance-profile") or os.environ.get(_support.DEFAULT_PROFILE_ENV) or "ci"
+    if name not in PROFILES:
+        raise pytest.UsageError(f"unknown conformance profile {name!r}; known: {', '.join(sorted(PROFILES))}")
+    return str(name)
+
+
+def _options(config: pytest.Config) -> dict[str, str]:
+    options = {}
+    for item in config.getoption("--store-option"):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise pytest.UsageError(f"--store-option needs KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
+def _backend_ids(config: pytest.Config) -> list[str]:
+    urls: list[str] = config.getoption("--store-url")
+    if urls:
+        return [f"url:{url}" for url in urls]
+    return [f"builtin:{backend.name}" for backend in backends.BUILTIN]
+
+
+def _short_id(param: str) -> str:
+    kind, _, value = param.partition(":")
+    if kind == "builtin":
+        return value
+    return re.sub(r"[^A-Za-z0-9_.:/+-]", "_", value.split("?", 1)[0])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        params = _backend_ids(metafunc.config)
+        metafunc.parametrize("backend", params, ids=[_short_id(p) for p in params], indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> BackendHandle:
+    """The started backend for this parameter; started once per session, stopped at exit."""
+    param: str = request.param
+    started = request.config.stash[_STARTED]
+    if param in started:
+        return started[param]
+    kind, _, value = param.partition(":")
+    if kind == "url":
+        handle = BackendHandle(value, value, _options(request.config))
+    else:
+        entry = next(b for b in backends.BUILTIN if b.name == value)
+        try:
+            url, options = request.config.stash[_BACKEND_STACK].enter_context(entry.start())
+        except backends.BackendUnavailable as exc:
+            request.config.stash[TALLY].skipped[value] = str(exc)
+            pytest.skip(f"backend {value!r} unavailable: {exc}")
+        handle = BackendHandle(value, url, dict(options))
+    started[param] = handle
+    return handle
+
+
+@pytest.fixture
+def conformance(backend: BackendHandle, request: pytest.FixtureRequest) -> Iterator[Conformance]:
+    profile = PROFILES[_profile_name(request.config)]
+    if request.config.getoption("--conformance-no-db"):
+        from hypothesis import settings
+
+        profile = settings(profile, database=None)
+    yield Conformance(backend, profile, request.config.stash[TALLY])
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"wfe conformance: profile {_profile_name(config)!r}, backends: " + ", ".join(
+        _short_id(p) for p in _backend_ids(config)
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    tally = config.stash.get(TALLY, None)
+    found = tally.snapshot() if tally else {}
+    if not found and not (tally and tally.skipped):
+        return
+    terminalreporter.section("wfe conformance")
+    terminalreporter.write_line(f"profile: {_profile_name(config)}")
+    for name in sorted({backend for backend, _part in found}):
+        parts = []
+        for part in PARTS:
+            counted = found.get((name, part))
+            if counted:
+                steps = f", {counted['steps']} steps" if counted["steps"] else ""
+                parts.append(f"{part} {counted['examples']} examples{steps}")
+        terminalreporter.write_line(f"ran {name}: " + "; ".join(parts))
+    for name, reason in sorted(tally.skipped.items()) if tally else ():
+        terminalreporter.write_line(f"skipped {name}: {reason}")

@@ -1,0 +1,293 @@
+"""Store operations: verify (and --repair), gc, sync."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _projects import blob_file, make_project
+
+import wfe
+from wfe._blobs import BlobStore, blob_path
+from wfe._gc import collect_garbage, parse_duration, parse_since
+from wfe._progress import Progress, terminal_progress
+from wfe._rerun import rerun
+from wfe._sync import sync
+from wfe._verify import run_references, verify_store
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def referenced(store: wfe.Store, run_id: str) -> set[str]:
+    return {digest for digest, _ in run_references(store.runs.get(run_id))}
+
+
+# verify ----------------------------------------------------------------------------------------
+
+
+def test_verify_finds_a_flipped_byte_and_a_missing_blob_and_repair_then_rerun_cleans(
+    wfe_cli: Cli, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path)
+    root = tmp_path / "store"
+    first = json.loads(wfe_cli("run", str(project.workflow), "--store", str(root), "--json").stdout)
+    doubled = first["nodes"]["double"]["outputs"][0]["digest"]
+    summed = first["nodes"]["total"]["outputs"][0]["digest"]
+    assert wfe_cli("verify", "--store", str(root)).returncode == 0
+
+    damaged = blob_file(root, doubled)
+    data = bytearray(damaged.read_bytes())
+    data[0] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    blob_file(root, summed).unlink()
+
+    found = wfe_cli("verify", "--store", str(root))
+    assert found.returncode == 1
+    assert f"corrupt blob {doubled}" in found.stdout
+    assert f"missing blob {summed}, referenced by" in found.stdout
+    report = json.loads(wfe_cli("verify", "--store", str(root), "--json").stdout)
+    assert report["corrupt_blobs"] == [doubled] and list(report["missing_blobs"]) == [summed]
+
+    repaired = wfe_cli("verify", "--store", str(root), "--repair")
+    assert f"repaired: deleted corrupt blob {doubled}" in repaired.stdout
+    assert repaired.stdout.count("repaired: dropped action") == 2  # the entries of double and total
+    after_repair = json.loads(wfe_cli("verify", "--store", str(root), "--json").stdout)
+    assert after_repair["corrupt_blobs"] == [] and set(after_repair["missing_blobs"]) == {doubled, summed}
+
+    again = wfe_cli("rerun", first["run_id"], "--store", str(root), "--verify")
+    assert again.returncode == 0, again.stdout + again.stderr
+    clean = wfe_cli("verify", "--store", str(root))
+    assert clean.returncode == 0 and clean.stdout.startswith("clean:"), clean.stdout
+
+
+def test_verify_reads_past_a_local_cache(tmp_path: Path) -> None:
+    store = wfe.open_store(f"memory://cached-{uuid.uuid4().hex[:8]}", cache=str(tmp_path / "cache"))
+    assert type(store.blobs) is not BlobStore  # the read cache is in front
+    digest = store.blobs.put(b"original bytes")
+    assert store.blobs.get(digest) == b"original bytes"  # now held by the cache too
+    store.io.fs.pipe_file(store.io.path(blob_path(digest)), b"damaged bytes!")  # behind the store's back
+    assert verify_store(store).corrupt_blobs == [digest]
+
+
+# gc --------------------------------------------------------------------------------------------
+
+
+def test_gc_keep_last_frees_only_what_older_runs_used(wfe_cli: Cli, tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    root = tmp_path / "store"
+    run_ids = []
+    for offset in (0, 1, 2):  # three configs: parse and everything after it differ each time
+        project.write(offset=offset)
+        out = wfe_cli("run", str(project.workflow), "--store", str(root), "--json")
+        run_ids.append(json.loads(out.stdout)["run_id"])
+    store = wfe.open_store(str(root))
+    newest = referenced(store, run_ids[2])
+    only_older = (referenced(store, run_ids[0]) | referenced(store, run_ids[1])) - newest
+    assert only_older and newest
+    sizes = {d: store.blobs.size(d) for d in only_older}
+    before = set(store.blobs)
+
+    dry = json.loads(wfe_cli("gc", "--keep-last", "1", "--grace", "0", "--store", str(root), "--dry-run",
+                             "--json").stdout)
+    assert set(dry["deleted_blobs"]) == only_older and set(store.blobs) == before
+    out = wfe_cli("gc", "--keep-last", "1", "--grace", "0", "--store", str(root), "--json")
+    report = json.loads(out.stdout)
+
+    assert set(report["deleted_blobs"]) == only_older
+    assert report["bytes_freed"] == sum(sizes.values())
+    assert set(store.blobs) == newest
+    assert list(store.runs) == [run_ids[2]]
+    assert report["deleted_actions"] == 6  # parse, double, total of each older run
+    text = wfe_cli("verify", "--store", str(root))
+    assert text.returncode == 0 and text.stdout.startswith("clean:"), text.stdout
+    again = wfe_cli("rerun", run_ids[2], "--store", str(root), "--json")
+    assert {n["status"] for n in json.loads(again.stdout)["nodes"].values()} == {"cached"}
+
+
+def test_gc_keeps_a_concurrent_writers_young_blobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path)
+    root = tmp_path / "store"
+    store = wfe.open_store(str(root))
+    wfe.run(project.workflow, store)
+    old = store.blobs.put(b"left behind by a crashed writer long ago")
+    os.utime(blob_file(root, old), (time.time() - 7200, time.time() - 7200))
+    young = store.blobs.put(b"just written, its run record not yet")
+    during: list[str] = []
+    real_modified = store.blobs.modified
+
+    def writer_meanwhile(digest: str) -> float | None:
+        if not during:  # another process writes while gc is looking at blob ages
+            during.append(store.blobs.put(b"written while gc runs"))
+        return real_modified(digest)
+
+    monkeypatch.setattr(store.blobs, "modified", writer_meanwhile)
+    report = collect_garbage(store, keep_last=0)
+
+    assert report.deleted_blobs == [old]
+    assert store.blobs.exists(young) and store.blobs.exists(during[0])
+    assert report.young_blobs_kept >= 1
+
+
+def test_gc_needs_a_keep_rule_and_parses_ages(wfe_cli: Cli, tmp_path: Path) -> None:
+    out = wfe_cli("gc", "--store", str(tmp_path / "s"))
+    assert out.returncode == 2 and out.stderr.startswith("error:")
+    assert parse_duration("90") == 90 and parse_duration("1h") == 3600 and parse_duration("2d") == 172800
+    assert parse_since("7d", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
+    assert parse_since("2026-01-02") == 1767312000.0
+    bad = wfe_cli("gc", "--keep-since", "last tuesday", "--store", str(tmp_path / "s"))
+    assert bad.returncode == 2 and "invalid date" in bad.stderr
+
+
+def test_gc_keep_since_keeps_recent_runs(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    store = wfe.open_store(str(tmp_path / "store"))
+    old = wfe.run(project.workflow, store)
+    project.write(offset=3)
+    new = wfe.run(project.workflow, store)
+    report = collect_garbage(store, keep_since=new.manifest.started, grace=0)
+    assert report.deleted_runs == [old.run_id] and list(store.runs) == [new.run_id]
+    assert verify_store(store).clean
+
+
+# sync ------------------------------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    pass
+
+
+def counting_puts(store: wfe.Store, monkeypatch: pytest.MonkeyPatch, fail_after: int | None) -> Counter[str]:
+    """Count blob copies arriving in ``store``; raise after ``fail_after`` of them."""
+    counts: Counter[str] = Counter()
+    real = type(store.blobs).put_new
+
+    def put_new(data: Any) -> tuple[str, int, bool]:
+        if fail_after is not None and sum(counts.values()) >= fail_after:
+            raise Interrupted("connection lost")
+        digest, size, created = real(store.blobs, data)
+        counts[digest] += 1
+        return digest, size, created
+
+    monkeypatch.setattr(store.blobs, "put_new", put_new)
+    return counts
+
+
+def test_sync_interrupted_then_resumed_copies_nothing_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path, stamp=True)
+    source = wfe.open_store(str(tmp_path / "store"))
+    for offset in (0, 1):
+        project.write(offset=offset, stamp=True)
+        assert wfe.run(project.workflow, source).ok
+    everything = set(source.blobs)
+    destination = wfe.open_store(f"memory://sync-{uuid.uuid4().hex[:8]}")
+
+    first = counting_puts(destination, monkeypatch, fail_after=len(everything) // 2)
+    with pytest.raises(Interrupted):
+        sync(source, destination)
+    assert sum(first.values()) == len(everything) // 2
+    assert list(destination.runs) == [] and list(destination.actions) == []  # records come after their blobs
+
+    second = counting_puts(destination, monkeypatch, fail_after=None)
+    report = sync(source, destination)
+
+    assert report.ok
+    assert not set(first) & set(second)  # what had arrived was not copied again
+    assert set(first) | set(second) == everything
+    assert max((first + second).values()) == 1
+    assert report.copied["blobs"] == len(everything) - len(first) and report.present["blobs"] == len(first)
+    assert list(destination.runs) == list(source.runs)
+    assert set(destination.actions) == set(source.actions)
+    assert set(destination.configs) == set(source.configs) and set(destination.functions) == set(source.functions)
+    third = counting_puts(destination, monkeypatch, fail_after=None)
+    assert sum(sync(source, destination).copied.values()) == 0 and not third
+    assert verify_store(destination).clean
+
+
+def test_sync_selected_runs_copies_only_what_they_need(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    source = wfe.open_store(str(tmp_path / "store"))
+    first = wfe.run(project.workflow, source)
+    project.write(offset=7)
+    second = wfe.run(project.workflow, source)
+    destination = wfe.open_store(str(tmp_path / "copy"))
+
+    report = sync(source, destination, runs=[second.run_id])
+
+    assert report.ok and list(destination.runs) == [second.run_id]
+    assert set(destination.blobs) == referenced(source, second.run_id)
+    assert not set(destination.blobs) >= referenced(source, first.run_id)
+    assert verify_store(destination).clean
+    assert rerun(destination, second.run_id, force=True, verify=True).ok
+
+
+def test_sync_skips_a_corrupt_source_blob_and_the_run_that_needs_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    source = wfe.open_store(str(tmp_path / "store"))
+    result = wfe.run(project.workflow, source)
+    bad = result.outputs("total")[0].digest
+    path = blob_file(tmp_path / "store", bad)
+    path.write_bytes(path.read_bytes() + b"!")
+    destination = wfe.open_store(str(tmp_path / "copy"))
+
+    report = sync(source, destination)
+
+    assert not report.ok and any(bad in f for f in report.failures)
+    assert not destination.blobs.exists(bad) and list(destination.runs) == []
+    assert verify_store(destination).clean
+
+
+def test_sync_command_line(wfe_cli: Cli, tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    src, dst = tmp_path / "store", tmp_path / "copy"
+    wfe_cli("run", str(project.workflow), "--store", str(src))
+    out = wfe_cli("sync", str(src), str(dst))
+    assert out.returncode == 0 and out.stdout.startswith("copied 5 blobs"), out.stdout
+    out = wfe_cli("sync", str(src), str(dst), "--json")
+    assert json.loads(out.stdout)["copied"] == {"blobs": 0, "configs": 0, "functions": 0, "actions": 0, "runs": 0}
+    same = wfe_cli("sync", str(src), str(src))
+    assert same.returncode == 2 and "same store" in same.stderr
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    pytest.importorskip("s3fs")
+    from conformance_tests._s3server import s3_server
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with s3_server() as server:
+        yield server
+
+
+def test_local_to_s3_to_memory_then_offline_replay(wfe_cli: Cli, tmp_path: Path, s3: Any) -> None:
+    project = make_project(tmp_path)
+    local = wfe.open_store(str(tmp_path / "store"))
+    first = wfe.run(project.workflow, local)
+    url = s3.url(f"sync-{uuid.uuid4().hex[:8]}")
+    options = [arg for key, value in s3.options.items() for arg in ("--destination-option", f"{key}={value}")]
+    out = wfe_cli("sync", str(tmp_path / "store"), url, *options, env=s3.env)
+    assert out.returncode == 0 and out.stdout.startswith("copied 5 blobs"), out.stdout + out.stderr
+    remote = wfe.open_store(url, **s3.options)
+    offline = wfe.open_store(f"memory://offline-{uuid.uuid4().hex[:8]}")
+    assert sync(remote, offline).ok
+    outcome = rerun(offline, first.run_id, force=True, verify=True)
+    assert outcome.ok and len(outcome.compared) == len(first.manifest.nodes)
+    assert verify_store(remote).clean
+
+
+# progress --------------------------------------------------------------------------------------
+
+
+def test_progress_is_silent_off_a_terminal() -> None:
+    progress = terminal_progress()
+    assert type(progress) is Progress  # pytest captures stderr: not a terminal
+    with progress:
+        progress.phase("x", 2)
+        progress.advance()

@@ -1,0 +1,194 @@
+"""Garbage collection: keep what chosen runs can reach, sweep the rest.
+
+Mark: every digest a kept run record names (its workflow, every node's
+inputs, outputs and log, and any other digest-valued field) is reachable.
+Configs and function records are small and are all kept.
+
+Sweep, in an order that leaves the store consistent if interrupted: the run
+records not kept, then the action-cache entries that point at a blob about
+to go, then the blobs. A blob younger than the grace period is never swept,
+so a writer that has put a blob but not yet written the record that refers
+to it keeps its blob.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ._digest import is_digest
+from ._errors import BlobNotFoundError, WfeError
+from ._history import iter_runs
+from ._models import RunManifest
+from ._progress import Progress
+from ._store import Store
+
+DEFAULT_GRACE = 3600.0
+STALE_RUNNING = 24 * 3600.0  # a run still "running" after a day is taken for a crashed one
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``1h``, ``7d``, ``2w`` -> seconds; WfeError otherwise."""
+    match = _DURATION_RE.fullmatch(text.strip().lower())
+    if not match:
+        raise WfeError(f"invalid duration {text!r}: use a number with s, m, h, d or w (e.g. 1h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """A point in time: an ISO date or date-time (UTC unless it says), or an age like ``7d``."""
+    now = time.time() if now is None else now
+    try:
+        return now - parse_duration(text)
+    except WfeError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise WfeError(f"invalid date {text!r}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM or an age like 7d") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def digests_in(value: Any) -> Iterator[str]:
+    """Every digest-valued string anywhere in a JSON document."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if is_digest(item):
+                yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+@dataclass
+class GcReport:
+    """What gc kept and removed (or, with ``dry_run``, would remove)."""
+
+    dry_run: bool
+    kept_runs: list[str] = field(default_factory=list)
+    deleted_runs: list[str] = field(default_factory=list)
+    deleted_actions: list[str] = field(default_factory=list)
+    deleted_blobs: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    blobs_kept: int = 0
+    young_blobs_kept: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "kept_runs": list(self.kept_runs),
+            "deleted_runs": list(self.deleted_runs),
+            "deleted_actions": len(self.deleted_actions),
+            "deleted_blobs": list(self.deleted_blobs),
+            "bytes_freed": self.bytes_freed,
+            "blobs_kept": self.blobs_kept,
+            "young_blobs_kept": self.young_blobs_kept,
+        }
+
+
+def choose_runs(
+    runs: list[RunManifest], *, keep_last: int | None, keep_since: float | None, now: float
+) -> tuple[list[RunManifest], list[RunManifest]]:
+    """Split runs into (kept, dropped).
+
+    ``keep_last`` keeps the newest N runs of each workflow; ``keep_since``
+    keeps runs started at or after that time; with both, a run kept by either
+    is kept; with neither, every run is kept. A run still running (and
+    started less than a day ago) is always kept.
+    """
+    if keep_last is None and keep_since is None:
+        return list(runs), []
+    kept_ids: set[str] = set()
+    seen: dict[str, int] = {}
+    for manifest in sorted(runs, key=lambda m: m.run_id, reverse=True):
+        if keep_last is not None and seen.get(manifest.workflow, 0) < keep_last:
+            kept_ids.add(manifest.run_id)
+        seen[manifest.workflow] = seen.get(manifest.workflow, 0) + 1
+        if keep_since is not None and manifest.started >= keep_since:
+            kept_ids.add(manifest.run_id)
+        if manifest.status == "running" and now - manifest.started < STALE_RUNNING:
+            kept_ids.add(manifest.run_id)
+    kept = [m for m in runs if m.run_id in kept_ids]
+    return kept, [m for m in runs if m.run_id not in kept_ids]
+
+
+def collect_garbage(
+    store: Store,
+    *,
+    keep_last: int | None = None,
+    keep_since: float | None = None,
+    grace: float = DEFAULT_GRACE,
+    dry_run: bool = False,
+    now: float | None = None,
+    progress: Progress | None = None,
+) -> GcReport:
+    """Delete the runs not kept and every blob and action entry only they could reach.
+
+    A blob whose age the backend cannot tell is treated as young (kept)
+    unless ``grace`` is 0. Repeating gc is safe; ``dry_run`` deletes nothing.
+    """
+    if keep_last is not None and keep_last < 0:
+        raise WfeError("--keep-last must be 0 or more")
+    now = time.time() if now is None else now
+    progress = progress or Progress()
+    report = GcReport(dry_run=dry_run)
+    kept, dropped = choose_runs(list(iter_runs(store)), keep_last=keep_last, keep_since=keep_since, now=now)
+    report.kept_runs = sorted(m.run_id for m in kept)
+    marked: set[str] = set()
+    for manifest in kept:
+        marked.update(digests_in(manifest.model_dump(mode="json")))
+
+    listing = list(store.blobs)
+    progress.phase("marking blobs", len(listing))
+    doomed: dict[str, int] = {}
+    for digest in listing:
+        progress.advance()
+        if digest in marked:
+            report.blobs_kept += 1
+            continue
+        try:
+            written = store.blobs.modified(digest)
+            size = store.blobs.size(digest)
+        except BlobNotFoundError:
+            continue
+        if (written is None and grace > 0) or (written is not None and now - written < grace):
+            report.young_blobs_kept += 1
+            continue
+        doomed[digest] = size
+
+    progress.phase("removing runs", len(dropped))
+    for manifest in dropped:
+        progress.advance()
+        if dry_run or store.runs.delete(manifest.run_id):
+            report.deleted_runs.append(manifest.run_id)
+
+    keys = list(store.actions)
+    progress.phase("action cache", len(keys))
+    for key in keys:
+        progress.advance()
+        result = store.actions.lookup(key)
+        if result is None:
+            continue  # unreadable: `wfe verify --repair` deals with it
+        if any(a.digest in doomed for a in result.outputs) and (dry_run or store.actions.delete(key)):
+            report.deleted_actions.append(key)
+
+    progress.phase("removing blobs", len(doomed))
+    for digest, size in doomed.items():
+        progress.advance()
+        if dry_run or store.blobs.delete(digest):
+            report.deleted_blobs.append(digest)
+            report.bytes_freed += size
+    report.deleted_runs.sort()
+    report.deleted_blobs.sort()
+    return report

@@ -1,0 +1,45 @@
+"""``--log-level`` and ``--log-file``: where the engine's own log records go."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", default="warning", type=str.lower, choices=LEVELS,
+        help="what the engine logs to stderr (and to --log-file); default: warning",
+    )
+    parser.add_argument("--log-file", metavar="PATH", help="also append the engine's log to this file")
+
+
+def configure_logging(level_name: str, log_file: str | None) -> None:
+    """Send the ``wfe`` loggers to stderr at ``level_name``, and to ``log_file`` if given.
+
+    The records of node functions are not affected: they are captured per
+    node and kept with the run.
+    """
+    from .._errors import WfeError
+
+    level = getattr(logging, level_name.upper())
+    logger = logging.getLogger("wfe")
+    for handler in list(logger.handlers):  # a second call (tests, embedding) replaces, not duplicates
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level)
+    logger.propagate = False  # root handlers, if any, belong to whoever embeds the CLI
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(console)
+    if log_file:
+        try:
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise WfeError(f"cannot open --log-file {log_file}: {exc.strerror or exc}") from None
+        file_handler.setFormatter(logging.Formatter(FORMAT))
+        logger.addHandler(file_handler)
