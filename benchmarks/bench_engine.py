@@ -10,7 +10,6 @@ doing the I/O), median of ``--repeat`` runs; per-node figures are net of a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gen import write  # noqa: E402
+from _gen import write
 
 WFE = [sys.executable, "-m", "wfe"]
 
@@ -136,7 +135,7 @@ def main() -> None:
                 f"{per_cold:.3f} / {per_cached:.3f} ms, {per_node_kb:.2f} KB | < 0.3 / < 0.1 ms, < 2 KB |"
             )
     for shape, label in (("big", "returns bytes"), ("big_path", "writes a file")):
-        cold, cached, peak_cold, peak_cached = cold_and_cached(write(work, shape, 256), args.repeat)
+        cold, cached, peak_cold, _peak_cached = cold_and_cached(write(work, shape, 256), args.repeat)
         rows.append(
             f"| 256 MiB output ({label}): cold / cached, peak RSS | {cold:.2f} s / {cached:.2f} s, "
             f"{peak_cold:.0f} MiB | < 0.8 s / < 0.3 s, {'<= 320' if shape == 'big' else '< 100'} MiB |"

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from test_crash_safety import WORKFLOW, check_consistent
 
 import wfe
-
-from test_crash_safety import WORKFLOW, check_consistent
 
 
 def variant(folder: Path, index: int) -> Path:

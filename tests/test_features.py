@@ -41,7 +41,7 @@ def calls(path: Path, name: str | None = None) -> list[Any]:
         return []
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     path.unlink()
-    return [value for fn, value in entries if name is None or fn == name]
+    return entries if name is None else [value for fn, value in entries if fn == name]
 
 
 def edit(path: Path, change: Any) -> None:

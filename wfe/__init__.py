@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._codecs import ARTIFACT_LIST, Codec, register_codec
 from ._errors import (
     BlobNotFoundError,
     ExecutorError,
@@ -18,7 +19,7 @@ from ._errors import (
     WfeError,
     WorkflowError,
 )
-from ._functions import Input, function
+from ._functions import Input, Output, function
 from ._models import Artifact, Edge, FunctionSpec, Node, RunManifest, WorkflowGraph, load_workflow
 from ._runner import RunResult, run
 from ._store import Store, open_store
@@ -26,8 +27,10 @@ from ._store import Store, open_store
 __version__ = "0.1.0"
 
 __all__ = [
+    "ARTIFACT_LIST",
     "Artifact",
     "BlobNotFoundError",
+    "Codec",
     "Edge",
     "ExecutorError",
     "FunctionError",
@@ -40,6 +43,7 @@ __all__ = [
     "Node",
     "NodeError",
     "NotFoundError",
+    "Output",
     "RunManifest",
     "RunResult",
     "Store",
@@ -52,5 +56,6 @@ __all__ = [
     "function",
     "load_workflow",
     "open_store",
+    "register_codec",
     "run",
 ]

@@ -26,6 +26,15 @@ from ._models import mime_base
 
 Encoded = Any  # bytes, an os.PathLike to stream from, or a binary file object
 
+# A mapped node's output: a JSON list of the element artifacts. A function that declares an
+# input of this type receives the list of decoded element values.
+ARTIFACT_LIST = "application/vnd.wfe.artifacts+json"
+
+
+def encode_json(value: Any) -> bytes:
+    """The one JSON encoding of output values (deterministic for a given value)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
 
 class Codec:
     """Turns bytes of some MIME types into values and back.
@@ -60,7 +69,7 @@ class JsonCodec(Codec):
         if isinstance(value, (bytes, bytearray, memoryview, os.PathLike)) or hasattr(value, "read"):
             return super().encode(value, mime)
         try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            return encode_json(value)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"cannot encode {type(value).__name__} as {mime}: {exc}") from None
 
@@ -79,7 +88,7 @@ class PickleCodec(Codec):
                 "refusing to unpickle a blob: pickles run code when loaded; set WFE_ALLOW_PICKLE=1 "
                 "if you trust every writer of this store"
             )
-        return pickle.loads(data)  # noqa: S301 - the user opted in above
+        return pickle.loads(data)
 
     def encode(self, value: Any, mime: str) -> Encoded:
         return pickle.dumps(value, protocol=5)
@@ -137,7 +146,7 @@ def register_codec(mime: str, codec: Codec) -> None:
     codec_for.cache_clear()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _entry_point_codecs() -> dict[str, str]:
     from importlib.metadata import entry_points
 

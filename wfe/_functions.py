@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from ._errors import FunctionNotAllowedError, UnknownFunctionError, WorkflowError
-from ._models import FunctionSpec, InputSpec, validate_mime
+from ._models import FunctionSpec, InputSpec, OutputKind, OutputSpec, validate_mime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +42,7 @@ class Registered:
     name: str
     func: Callable[..., Any]
     inputs: tuple[InputSpec, ...]
-    outputs: tuple[str, ...]
+    outputs: tuple[OutputSpec, ...]
     explicit_version: str | None
     _spec: FunctionSpec | None = field(default=None, repr=False)
 
@@ -63,6 +63,28 @@ class Registered:
 _REGISTRY: dict[str, Registered] = {}
 
 
+@dataclass(frozen=True)
+class Output:
+    """A declared output: ``Output("application/json", name="totals", kind="inline")``.
+
+    ``kind`` is ``persisted`` (a blob, the default), ``ephemeral`` (kept in
+    memory for the run, never stored) or ``inline`` (small JSON kept in the
+    action record).
+    """
+
+    mime: str
+    name: str | None = None
+    kind: OutputKind = "persisted"
+
+
+def _as_output(value: str | Output | OutputSpec) -> OutputSpec:
+    if isinstance(value, OutputSpec):
+        return value
+    if isinstance(value, Output):
+        return OutputSpec(mime=value.mime, name=value.name, kind=value.kind)
+    return OutputSpec(mime=validate_mime(value))
+
+
 def _as_input(value: str | Input | InputSpec) -> InputSpec:
     if isinstance(value, InputSpec):
         return value
@@ -79,7 +101,7 @@ def function(
     name: str | None = ...,
     version: str | None = ...,
     inputs: Sequence[str | Input] = ...,
-    outputs: Sequence[str] | str = ...,
+    outputs: Sequence[str | Output] | str | Output = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -89,7 +111,7 @@ def function(
     name: str | None = None,
     version: str | None = None,
     inputs: Sequence[str | Input] = (),
-    outputs: Sequence[str] | str = ("application/octet-stream",),
+    outputs: Sequence[str | Output] | str | Output = ("application/octet-stream",),
 ) -> F | Callable[[F], F]:
     """Register a function for workflows; returns it unchanged.
 
@@ -105,9 +127,13 @@ def function(
         if not inspect.isfunction(target):
             raise TypeError("@wfe.function registers plain functions")
         registered_name = name or target.__name__
-        declared_outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
-        for mime in declared_outputs:
-            validate_mime(mime)
+        listed = (outputs,) if isinstance(outputs, (str, Output)) else tuple(outputs)
+        declared_outputs = tuple(_as_output(o) for o in listed)
+        for kind, ports in (("input", [i.name for i in inputs if isinstance(i, Input)]),
+                            ("output", [o.name for o in declared_outputs])):
+            named = [p for p in ports if p is not None]
+            if len(named) != len(set(named)):
+                raise ValueError(f"{target.__name__}: duplicate {kind} port names {named}")
         entry = Registered(
             name=registered_name,
             func=target,

@@ -20,9 +20,25 @@ FORMATS = ("mermaid", "dot")
 
 
 def node_label(graph: WorkflowGraph, node_id: str) -> str:
+    """Two lines: the id, then what the node is (function, file, sub-workflow, loop, input)."""
+    port = graph.input(node_id)
+    if port is not None:
+        return f"{node_id}\ninput ({port.mime})"
     node = graph.node(node_id)
-    detail = node.function if node.function is not None else f"{node.file} ({node.mime})"
+    if node.function is not None:
+        detail = f"map {node.function} over each element" if node.map else node.function
+    elif node.loop is not None:
+        detail = f"loop {node.loop.workflow} while {node.loop.condition}, at most {node.loop.max_iterations}"
+    elif node.workflow is not None:
+        detail = f"workflow {node.workflow}"
+    else:
+        detail = f"{node.file} ({node.mime})"
     return f"{node_id}\n{detail}"
+
+
+def is_source(graph: WorkflowGraph, node_id: str) -> bool:
+    """Files and workflow inputs: drawn as data, not as steps."""
+    return graph.input(node_id) is not None or graph.node(node_id).file is not None
 
 
 def edge_pairs(graph: WorkflowGraph) -> list[tuple[str, str, str | None]]:
@@ -30,8 +46,10 @@ def edge_pairs(graph: WorkflowGraph) -> list[tuple[str, str, str | None]]:
     merged: dict[tuple[str, str], list[str]] = {}
     for edge in graph.edges:
         labels = merged.setdefault((edge.source, edge.target), [])
-        if edge.mime and edge.mime not in labels:
-            labels.append(edge.mime)
+        ports = f"{edge.source_port or ''}→{edge.target_port or ''}" if edge.source_port or edge.target_port else ""
+        for label in (edge.mime, ports):
+            if label and label not in labels:
+                labels.append(label)
     return [(s, t, ", ".join(labels) or None) for (s, t), labels in merged.items()]
 
 
@@ -41,7 +59,7 @@ def to_mermaid(graph: WorkflowGraph, statuses: Mapping[str, str] | None = None) 
     lines = ["flowchart LR"]
     for node_id in graph.order:
         label = _mermaid_text(node_label(graph, node_id))
-        opening, closing = ("[(", ")]") if graph.node(node_id).file is not None else ("[", "]")
+        opening, closing = ("[(", ")]") if is_source(graph, node_id) else ("[", "]")
         lines.append(f'  {ids[node_id]}{opening}"{label}"{closing}')
     for source, target, mime in edge_pairs(graph):
         arrow = f'-->|"{_mermaid_text(mime)}"|' if mime else "-->"
@@ -74,7 +92,7 @@ def to_dot(graph: WorkflowGraph, statuses: Mapping[str, str] | None = None) -> s
     ]
     for node_id in graph.order:
         attributes = [f"label={_dot_string(node_label(graph, node_id))}"]
-        if graph.node(node_id).file is not None:
+        if is_source(graph, node_id):
             attributes.append("shape=cylinder")
         status = (statuses or {}).get(node_id)
         if status is not None:

@@ -26,6 +26,12 @@ def validate_mime(value: str) -> str:
     return value
 
 
+def check_node_id(value: str) -> str:
+    if not _NODE_ID_RE.fullmatch(value) or value in (".", ".."):
+        raise ValueError(f"invalid node id {value!r}: use letters, digits, '_', '.', '-'")
+    return value
+
+
 def mime_base(mime: str) -> str:
     return mime.split(";", 1)[0].strip().lower()
 
@@ -48,16 +54,33 @@ class Artifact(BaseModel):
     mime: str
     size: int = Field(ge=0)
     name: str | None = None
+    kind: Literal["inline", "ephemeral"] | None = None  # None: a blob in the store
+    value: Any = None  # an inline output's JSON value, kept in the action record
 
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: str) -> str:
         return validate_digest(value)
 
+    @property
+    def stored(self) -> bool:
+        """True if the bytes are a blob in the store (not inline, not ephemeral)."""
+        return self.kind is None
+
     @field_validator("mime")
     @classmethod
     def _mime(cls, value: str) -> str:
         return validate_mime(value)
+
+
+class LoopSpec(BaseModel):
+    """Run ``workflow`` repeatedly, feeding outputs back to inputs of the same name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(max_length=1024)
+    max_iterations: int = Field(ge=1, le=100_000)  # mandatory: a loop always ends
+    condition: str = Field(min_length=1)  # an output of the workflow: JSON true to go on
 
 
 class Node(BaseModel):
@@ -70,13 +93,14 @@ class Node(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     file: str | None = None
     mime: str | None = None
+    workflow: str | None = Field(default=None, max_length=1024)  # a sub-workflow: file path or stored digest
+    loop: LoopSpec | None = None
+    map: bool = False  # run the function once per element of its first input
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _NODE_ID_RE.fullmatch(value) or value in (".", ".."):
-            raise ValueError(f"invalid node id {value!r}: use letters, digits, '_', '.', '-'")
-        return value
+        return check_node_id(value)
 
     @field_validator("mime")
     @classmethod
@@ -85,8 +109,14 @@ class Node(BaseModel):
 
     @model_validator(mode="after")
     def _kind(self) -> Node:
-        if (self.function is None) == (self.file is None):
-            raise ValueError(f"node {self.id!r} needs exactly one of 'function' or 'file'")
+        kinds = [k for k in ("function", "file", "workflow", "loop") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"node {self.id!r} needs exactly one of 'function', 'file', 'workflow' or 'loop'"
+                + (f" (has {', '.join(kinds)})" if kinds else "")
+            )
+        if self.map and self.function is None:
+            raise ValueError(f"node {self.id!r}: 'map' applies to function nodes only")
         if self.file is not None and self.mime is None:
             raise ValueError(f"file node {self.id!r} needs a 'mime' type")
         if self.file is not None and self.config:
@@ -102,11 +132,42 @@ class Edge(BaseModel):
     source: str
     target: str
     mime: str | None = None
+    source_port: str | None = None  # which named output of the source
+    target_port: str | None = None  # which named input of the target
 
     @field_validator("mime")
     @classmethod
     def _mime(cls, value: str | None) -> str | None:
         return None if value is None else validate_mime(value)
+
+
+class WorkflowInput(BaseModel):
+    """An input of a workflow used as a sub-workflow: a source node whose artifact the parent gives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=128)
+    mime: str
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return check_node_id(value)
+
+    @field_validator("mime")
+    @classmethod
+    def _mime(cls, value: str) -> str:
+        return validate_mime(value)
+
+
+class WorkflowOutput(BaseModel):
+    """An output of a workflow used as a sub-workflow: one output of one of its nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    node: str
+    port: str | None = None  # the node's output port; its only output when omitted
 
 
 class WorkflowGraph(BaseModel):
@@ -118,10 +179,16 @@ class WorkflowGraph(BaseModel):
     nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
     edges: list[Edge] = Field(default_factory=list)
     modules: list[str] = Field(default_factory=list)
+    inputs: list[WorkflowInput] = Field(default_factory=list)  # what a parent passes in, as source nodes
+    outputs: list[WorkflowOutput] = Field(default_factory=list)  # what a parent gets back
 
     @model_validator(mode="after")
     def _graph(self) -> WorkflowGraph:
         seen: set[str] = set()
+        for port in self.inputs:
+            if port.id in seen:
+                raise ValueError(f"duplicate input id {port.id!r}")
+            seen.add(port.id)
         for node in self.nodes:
             if node.id in seen:
                 raise ValueError(f"duplicate node id {node.id!r}")
@@ -132,21 +199,37 @@ class WorkflowGraph(BaseModel):
                     raise ValueError(f"edge {edge.source!r} -> {edge.target!r} names unknown node {end!r}")
             if edge.source == edge.target:
                 raise ValueError(f"cycle: {edge.source} -> {edge.source}")
-        order = _topological_order([n.id for n in self.nodes], [(e.source, e.target) for e in self.edges])
+        input_ids = {port.id for port in self.inputs}
+        for edge in self.edges:
+            if edge.target in input_ids:
+                raise ValueError(f"edge {edge.source!r} -> {edge.target!r}: a workflow input takes no edges")
+        names: set[str] = set()
+        for out in self.outputs:
+            if out.node not in seen or out.node in input_ids:
+                raise ValueError(f"output {out.id!r} names unknown node {out.node!r}")
+            if out.id in names:
+                raise ValueError(f"duplicate output id {out.id!r}")
+            names.add(out.id)
+        ids = [port.id for port in self.inputs] + [n.id for n in self.nodes]
+        order = _topological_order(ids, [(e.source, e.target) for e in self.edges])
         object.__setattr__(self, "_order", order)
         return self
 
     @property
     def order(self) -> list[str]:
-        """Node ids in a topological order (stable: file order where free)."""
+        """Input and node ids in a topological order (stable: file order where free)."""
         return list(self.__dict__.get("_order") or _topological_order(
-            [n.id for n in self.nodes], [(e.source, e.target) for e in self.edges]))
+            [p.id for p in self.inputs] + [n.id for n in self.nodes], [(e.source, e.target) for e in self.edges]))
 
     def node(self, node_id: str) -> Node:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node
-        raise KeyError(node_id)
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = {node.id: node for node in self.nodes}
+            object.__setattr__(self, "_index", index)
+        return index[node_id]  # type: ignore[no-any-return]
+
+    def input(self, input_id: str) -> WorkflowInput | None:
+        return next((port for port in self.inputs if port.id == input_id), None)
 
     def canonical(self) -> bytes:
         from ._digest import canonical_json
@@ -194,7 +277,7 @@ def _find_cycle(remaining: set[str], children: Mapping[str, list[str]]) -> list[
         index[node] = len(path)
         path.append(node)
         node = next(c for c in children[node] if c in remaining)
-    return path[index[node] :] + [node]
+    return [*path[index[node]:], node]
 
 
 class InputSpec(BaseModel):
@@ -212,6 +295,38 @@ class InputSpec(BaseModel):
         return validate_mime(value)
 
 
+OutputKind = Literal["persisted", "ephemeral", "inline"]
+INLINE_LIMIT = 64 * 1024  # bytes of JSON an inline output may hold
+
+
+class OutputSpec(BaseModel):
+    """One declared output: its MIME type, an optional port name and how it is kept.
+
+    - ``persisted`` (default): a blob in the store.
+    - ``ephemeral``: kept in memory for the run, never written; a consumer
+      that needs it after a restart makes the producer run again.
+    - ``inline``: a small JSON value kept in the action record itself.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mime: str
+    name: str | None = None
+    kind: OutputKind = "persisted"
+
+    @field_validator("mime")
+    @classmethod
+    def _mime(cls, value: str) -> str:
+        return validate_mime(value)
+
+    @model_validator(mode="after")
+    def _inline_is_json(self) -> OutputSpec:
+        base = mime_base(self.mime)
+        if self.kind == "inline" and not (base == "application/json" or base.endswith("+json")):
+            raise ValueError(f"an inline output must be JSON, not {self.mime}")
+        return self
+
+
 class FunctionSpec(BaseModel):
     """What the function store records for a name."""
 
@@ -221,14 +336,18 @@ class FunctionSpec(BaseModel):
     ref: str  # "module:qualname"
     version: str
     inputs: tuple[InputSpec, ...] = ()
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
 
-    @field_validator("outputs")
+    @field_validator("outputs", mode="before")
     @classmethod
-    def _outputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for mime in value:
-            validate_mime(mime)
+    def _outputs(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return tuple(OutputSpec(mime=v) if isinstance(v, str) else v for v in value)
         return value
+
+    @property
+    def output_mimes(self) -> tuple[str, ...]:
+        return tuple(o.mime for o in self.outputs)
 
 
 class ActionResult(BaseModel):
@@ -264,6 +383,9 @@ class NodeRecord(BaseModel):
     error: str | None = None
     traceback: str | None = None
     log: str | None = None  # digest of the captured output, if any
+    elements: list[dict[str, Any]] | None = None  # a mapped node: action key, status, outputs per element
+    iterations: int | None = None  # a loop node: how many iterations ran or were replayed
+    subruns: list[str] | None = None  # sub-workflow and loop nodes: the run ids of their inner runs
 
 
 class RunManifest(BaseModel):
@@ -272,6 +394,7 @@ class RunManifest(BaseModel):
     run_id: str
     workflow: str
     workflow_digest: str  # a blob holding the workflow's canonical JSON
+    parent: str | None = None  # the run this one is a sub-workflow or loop iteration of
     base_dir: str | None = None  # where the workflow file was: its modules and files are relative to it
     status: RunStatus = "running"
     started: float

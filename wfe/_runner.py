@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import _units as units
 from ._digest import action_key
-from ._errors import WorkflowError
+from ._errors import WfeError, WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import load_workflow_modules
-from ._models import ActionResult, Artifact, NodeRecord, RunManifest, WorkflowGraph, load_workflow
+from ._models import ActionResult, Artifact, NodeRecord, NodeStatus, RunManifest, WorkflowGraph, load_workflow
 from ._plan import PlannedNode, plan
 from ._records import new_run_id
 from ._store import Store, open_store
-from ._task import Task, TaskResult, run_task
+from ._task import Task, TaskResult, element_bytes, run_task
 
 EventHandler = Callable[[str, NodeRecord], None]
 MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
@@ -31,6 +32,16 @@ POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
 
 log = logging.getLogger(__name__)
 __all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan", "run"]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a task in flight was for: a node, or one element of a mapped node."""
+
+    node_id: str
+    key: str
+    inputs: list[Artifact]
+    element: int | None = None
 
 
 @dataclass
@@ -101,7 +112,7 @@ def run(
         folder = Path(base_dir) if base_dir is not None else Path(workflow).resolve().parent
     store = store if isinstance(store, Store) else open_store(store)
     load_workflow_modules(str(folder), graph.modules)
-    planned = plan(graph, folder)
+    planned = plan(graph, folder, store)
     if executor is None or isinstance(executor, str):
         handle = build_executor(executor or "inline", jobs, shared=store.shared, url=store.url)
     else:
@@ -127,8 +138,17 @@ class _Run:
         executor: ExecutorHandle,
         force: bool,
         on_event: EventHandler | None,
+        given: dict[str, Artifact] | None = None,
+        outer: _Run | None = None,
     ) -> None:
         self.graph = graph
+        self.folder = folder
+        self.given = dict(given or {})  # the artifacts of a sub-workflow's inputs
+        self.outer = outer
+        # Bytes that are not blobs: ephemeral outputs of this run (shared with sub-runs) and their producers.
+        self.memory: dict[str, bytes] = outer.memory if outer is not None else {}
+        self.producers: dict[str, str] = {}
+        self.map_pending: dict[str, int] = {}
         self.store = store
         self.planned = {p.node_id: p for p in planned}
         self.order = [p.node_id for p in planned]
@@ -150,6 +170,7 @@ class _Run:
             workflow_digest=graph.digest(),
             base_dir=str(folder.resolve()),
             started=time.time(),
+            parent=outer.manifest.run_id if outer is not None else None,
         )
         self.last_checkpoint = 0.0
         self.stale_keys: set[str] = set()
@@ -158,16 +179,15 @@ class _Run:
     def execute(self) -> RunResult:
         self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
         for p in self.planned.values():
-            node = self.graph.node(p.node_id)
-            if p.function is not None:
-                p.config_digest = self.store.configs.put(node.config)
+            if p.kind not in ("input", "file"):
+                p.config_digest = self.store.configs.put(self.graph.node(p.node_id).config)
         for entry in {id(p.function): p.function for p in self.planned.values() if p.function}.values():
             self.store.functions.put(entry.spec)
         for node_id in self.order:
             p = self.planned[node_id]
             self.manifest.nodes[node_id] = NodeRecord(
-                function=p.function.name if p.function else None,
-                version=p.function.spec.version if p.function else None,
+                function=p.function.name if p.function else (p.inner.graph.name if p.inner else None),
+                version=p.version or None,
                 config=p.config_digest or None,
             )
         self.store.runs.put(self.manifest)
@@ -219,19 +239,19 @@ class _Run:
     def _loop(self) -> None:
         waiting = {node_id: len(self.planned[node_id].upstream) for node_id in self.order}
         ready = deque(node_id for node_id in self.order if waiting[node_id] == 0)
-        in_flight: dict[Future[TaskResult], tuple[str, str, list[Artifact]]] = {}
+        in_flight: dict[Future[TaskResult], Pending] = {}
         try:
             while ready or in_flight:
                 while ready and not self.stop_requested:
                     node_id = ready.popleft()
                     submitted = self._start(node_id)
-                    if submitted is None:
+                    if not submitted:
                         if self.manifest.nodes[node_id].status == "failed":
                             self._skip_descendants(node_id)
                         else:
                             self._release(node_id, waiting, ready)
                     else:
-                        in_flight[submitted[0]] = (node_id, submitted[1], submitted[2])
+                        in_flight.update(submitted)
                 if not in_flight:
                     break
                 if self.stop_requested:
@@ -239,12 +259,16 @@ class _Run:
                         future.cancel()  # queued ones never start; running ones finish and are kept
                 done, _ = wait(list(in_flight), timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
                 for future in done:
-                    node_id, key, inputs = in_flight.pop(future)
+                    pending = in_flight.pop(future)
+                    node_id = pending.node_id
                     if future.cancelled():
                         self.manifest.nodes[node_id].status = "pending"
                         continue
-                    self._complete(node_id, key, inputs, future)
-                    if self.manifest.nodes[node_id].status == "ran":
+                    if pending.element is None:
+                        self._complete(node_id, pending.key, pending.inputs, future)
+                    elif not units.complete_element(self, pending, future):
+                        continue  # more elements of this mapped node are still running
+                    if self.manifest.nodes[node_id].status in ("ran", "cached"):
                         self._release(node_id, waiting, ready)
                     else:
                         self._skip_descendants(node_id)
@@ -252,8 +276,8 @@ class _Run:
         except BaseException:
             for future in in_flight:
                 future.cancel()
-            for node_id, _, _ in in_flight.values():
-                self.manifest.nodes[node_id].status = "pending"
+            for pending in in_flight.values():
+                self.manifest.nodes[pending.node_id].status = "pending"
             raise
 
     def _release(self, node_id: str, waiting: dict[str, int], ready: deque[str]) -> None:
@@ -262,86 +286,150 @@ class _Run:
             if waiting[child] == 0:
                 ready.append(child)
 
-    def _start(self, node_id: str) -> tuple[Future[TaskResult], str, list[Artifact]] | None:
-        """Settle a node from a file or the cache (None), or submit its task."""
+    def _start(self, node_id: str) -> dict[Future[TaskResult], Pending]:
+        """Settle a node at once (an empty result) or submit its tasks."""
         p = self.planned[node_id]
         record = self.manifest.nodes[node_id]
         record.started = time.time()
-        if p.file is not None:
-            pinned = self.pinned_files.get(node_id)
-            if pinned is not None and self.store.blobs.exists(pinned.digest):
-                record.outputs = [pinned]
-                record.status = "cached"
-                record.duration = time.time() - record.started
-                self._emit(node_id, record)
-                return None
-            try:
-                digest, size, created = self.store.blobs.put_new(p.file)
-            except OSError as exc:
-                raise WorkflowError(f"file node {node_id!r}: cannot read {p.file}: {exc.strerror or exc}") from None
-            if pinned is not None and digest != pinned.digest:
-                raise WorkflowError(
-                    f"file node {node_id!r}: the run used {pinned.digest}, which is not in the store, "
-                    f"and {p.file} now holds {digest}"
-                )
-            record.outputs = [Artifact(digest=digest, mime=p.mime or "application/octet-stream", size=size)]
-            record.status = "ran" if created else "cached"
-            record.duration = time.time() - record.started
-            self._emit(node_id, record)
-            return None
-        assert p.function is not None
+        if p.kind == "input":
+            self.settle(node_id, [self.given[node_id]], "cached")
+            return {}
+        if p.kind == "file":
+            self.settle(node_id, *self._ingest(node_id, p))
+            return {}
         inputs = [self.manifest.nodes[src].outputs[index] for src, index in p.sources]
-        task_inputs = tuple((a.digest, a.mime) for a in inputs)
         record.inputs = inputs
+        if p.kind == "map":
+            return units.start_map(self, node_id, inputs)
+        if p.kind in ("workflow", "loop"):
+            units.run_unit(self, node_id, inputs)
+            return {}
+        assert p.function is not None
         spec = p.function.spec
         key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
         record.action_key = key
-        if not self.force:
-            hit = self.store.actions.lookup(key)
-            if hit is not None:
-                if all(self.store.blobs.exists(a.digest) for a in hit.outputs):
-                    record.outputs = hit.outputs
-                    record.status = "cached"
-                    record.duration = time.time() - record.started
-                    self._emit(node_id, record)
-                    return None
-                self.stale_keys.add(key)  # an output blob is gone: recompute and repair
+        hit = self.lookup(key)
+        if hit is not None:
+            self.settle(node_id, hit.outputs, "cached")
+            return {}
         record.status = "running"
-        task = Task(
+        self.emit(node_id, record)
+        log.debug("node %s submitted (%s)", node_id, key)
+        future = self.submit(node_id, inputs)
+        return {} if future is None else {future: Pending(node_id, key, inputs)}
+
+    def _ingest(self, node_id: str, p: PlannedNode) -> tuple[list[Artifact], str]:
+        pinned = self.pinned_files.get(node_id)
+        if pinned is not None and self.store.blobs.exists(pinned.digest):
+            return [pinned], "cached"
+        assert p.file is not None
+        try:
+            digest, size, created = self.store.blobs.put_new(p.file)
+        except OSError as exc:
+            raise WorkflowError(f"file node {node_id!r}: cannot read {p.file}: {exc.strerror or exc}") from None
+        if pinned is not None and digest != pinned.digest:
+            raise WorkflowError(
+                f"file node {node_id!r}: the run used {pinned.digest}, which is not in the store, "
+                f"and {p.file} now holds {digest}"
+            )
+        return [Artifact(digest=digest, mime=p.mime or "application/octet-stream", size=size)], (
+            "ran" if created else "cached"
+        )
+
+    def settle(self, node_id: str, outputs: list[Artifact], status: NodeStatus) -> None:
+        record = self.manifest.nodes[node_id]
+        record.outputs = outputs
+        record.status = status
+        record.duration = time.time() - (record.started or time.time())
+        for artifact in outputs:
+            if artifact.kind == "ephemeral":
+                self.producers.setdefault(artifact.digest, node_id)
+        self.emit(node_id, record)
+
+    def lookup(self, key: str) -> ActionResult | None:
+        """The cached result of an action whose stored outputs all still exist (else None, marked stale)."""
+        if self.force:
+            return None
+        hit = self.store.actions.lookup(key)
+        if hit is None:
+            return None
+        if all(self.store.blobs.exists(a.digest) for a in hit.outputs if a.stored):
+            return hit
+        self.stale_keys.add(key)  # an output blob is gone: recompute and repair
+        return None
+
+    def task(self, node_id: str, inputs: list[Artifact]) -> Task:
+        p = self.planned[node_id]
+        assert p.function is not None
+        spec = p.function.spec
+        return Task(
             node_id=node_id,
             function=spec.name,
             version=spec.version,
             config_digest=p.config_digest,
-            inputs=task_inputs,
+            inputs=tuple((a.digest, a.mime) for a in inputs),
             store_url=self.store.url,
             store_options=self.options,
             modules=self.modules,
             ref=p.function.ref,
+            payloads=tuple((a.digest, self.payload(a)) for a in inputs if not a.stored),
         )
-        self._emit(node_id, record)
-        log.debug("node %s submitted (%s)", node_id, key)
-        try:
-            if self.inline:
-                future = self.executor.submit(run_task, task, self.store)
-            else:
-                future = self.executor.submit(run_task, task)
-        except RuntimeError as exc:  # the executor is shut down or broken beyond repair
-            record.status = "failed"
-            record.error = f"cannot submit to the executor: {type(exc).__name__}: {exc}"
-            record.duration = time.time() - record.started
-            log.error("node %s: %s", node_id, record.error)
-            self._emit(node_id, record)
-            return None
-        return future, key, inputs
 
-    def _complete(self, node_id: str, key: str, inputs: list[Artifact], future: Future[TaskResult]) -> None:
+    def payload(self, artifact: Artifact) -> bytes:
+        """The bytes of an input that is not a blob; an ephemeral one lost to a restart is recomputed."""
+        if artifact.kind == "inline":
+            return element_bytes(artifact)
+        if artifact.digest not in self.memory:
+            units.recompute(self, artifact.digest)
+        return self.memory[artifact.digest]
+
+    def submit(self, node_id: str, inputs: list[Artifact]) -> Future[TaskResult] | None:
+        """Send a task to the executor; None (and the node failed) if it cannot be sent."""
         record = self.manifest.nodes[node_id]
+        try:
+            task = self.task(node_id, inputs)
+            if self.inline:
+                return self.executor.submit(run_task, task, self.store)
+            return self.executor.submit(run_task, task)
+        except (RuntimeError, WfeError) as exc:  # a broken executor, or an input that cannot be had
+            record.status = "failed"
+            record.error = f"cannot submit: {type(exc).__name__}: {exc}"
+            record.duration = time.time() - (record.started or time.time())
+            log.error("node %s: %s", node_id, record.error)
+            self.emit(node_id, record)
+            return None
+
+    def result(self, node_id: str, future: Future[TaskResult]) -> TaskResult:
         try:
             result = future.result()
         except BaseException as exc:  # the executor itself failed (a worker died, say)
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            result = TaskResult(node_id, None, record.started or time.time(), 0.0, f"{type(exc).__name__}: {exc}")
+            started = self.manifest.nodes[node_id].started or time.time()
+            result = TaskResult(node_id, None, started, 0.0, f"{type(exc).__name__}: {exc}")
+        self.memory.update(result.payloads or {})
+        return result
+
+    def record_action(self, node_id: str, key: str, inputs: list[Artifact], result: TaskResult) -> None:
+        p = self.planned[node_id]
+        assert result.outputs is not None
+        self.store.actions.put(
+            key,
+            ActionResult(
+                outputs=result.outputs,
+                function=p.function.name if p.function else f"workflow:{p.inner.graph.name if p.inner else ''}",
+                version=p.version,
+                config=p.config_digest,
+                inputs=[a.digest for a in inputs],
+                created=time.time(),
+                duration=result.duration,
+            ),
+            overwrite=self.force or key in self.stale_keys,
+        )
+
+    def _complete(self, node_id: str, key: str, inputs: list[Artifact], future: Future[TaskResult]) -> None:
+        record = self.manifest.nodes[node_id]
+        result = self.result(node_id, future)
         record.duration = result.duration
         record.log = result.log
         if result.outputs is None:
@@ -349,25 +437,12 @@ class _Run:
             record.error = result.error
             record.traceback = result.traceback
             log.info("node %s failed: %s", node_id, result.error)  # the run result and CLI show it in full
-        else:
-            log.info("node %s ran in %.3f s", node_id, result.duration)
-            record.outputs = result.outputs
-            record.status = "ran"
-            spec = self.planned[node_id].function.spec  # type: ignore[union-attr]
-            self.store.actions.put(
-                key,
-                ActionResult(
-                    outputs=result.outputs,
-                    function=spec.name,
-                    version=spec.version,
-                    config=self.planned[node_id].config_digest,
-                    inputs=[a.digest for a in inputs],
-                    created=time.time(),
-                    duration=result.duration,
-                ),
-                overwrite=self.force or key in self.stale_keys,
-            )
-        self._emit(node_id, record)
+            self.emit(node_id, record)
+            return
+        log.info("node %s ran in %.3f s", node_id, result.duration)
+        self.record_action(node_id, key, inputs, result)
+        self.settle(node_id, result.outputs, "ran")
+        record.duration = result.duration
 
     def _skip_descendants(self, node_id: str) -> None:
         stack = list(self.children[node_id])
@@ -377,10 +452,10 @@ class _Run:
             if record.status == "pending":
                 record.status = "skipped"
                 record.error = f"upstream node {node_id!r} failed"
-                self._emit(child, record)
+                self.emit(child, record)
                 stack.extend(self.children[child])
 
-    def _emit(self, node_id: str, record: NodeRecord) -> None:
+    def emit(self, node_id: str, record: NodeRecord) -> None:
         if self.on_event is not None:
             self.on_event(node_id, record)
 

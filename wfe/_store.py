@@ -32,7 +32,7 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ("***" if is_secret_option(k) else v) for k, v in options.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _storage_classes() -> dict[str, str]:
     """Protocol -> ``"module:Class"`` of its StorageIO, from the ``wfe.storage`` entry points."""
     from importlib.metadata import entry_points

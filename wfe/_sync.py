@@ -71,7 +71,7 @@ def sync(
         for key in action_keys:
             result = source.actions.lookup(key)
             if result is not None:
-                wanted.update(a.digest for a in result.outputs)
+                wanted.update(a.digest for a in result.outputs if a.stored)
         config_digests = sorted({r.config for m in manifests for r in m.nodes.values() if r.config})
         function_names = sorted({r.function for m in manifests for r in m.nodes.values() if r.function})
         blob_digests = sorted(d for d in wanted if source.blobs.exists(d))
@@ -190,7 +190,7 @@ def _copy_actions(
         result = source.actions.lookup(key)
         if result is None:
             continue  # unreadable in the source, or gone: nothing to copy
-        if not all(a.digest in arrived or destination.blobs.exists(a.digest) for a in result.outputs):
+        if not all(a.digest in arrived or destination.blobs.exists(a.digest) for a in result.outputs if a.stored):
             report.failures.append(f"action {key}: an output blob did not arrive")
             continue
         destination.actions.put(key, result)

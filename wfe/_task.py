@@ -9,6 +9,7 @@ and the run manifest.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import shutil
@@ -19,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._capture import capture_output
-from ._codecs import decode, encode
+from ._codecs import ARTIFACT_LIST, decode, encode, encode_json
+from ._digest import digest_of
 from ._errors import WfeError
-from ._models import Artifact
+from ._models import INLINE_LIMIT, Artifact, OutputSpec, mime_base
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Task:
     modules: tuple[tuple[str, str], ...] = ()  # (folder, module) to import on the worker
     ref: str = ""  # "module:qualname" the coordinator resolved; imported on a worker that lacks it
     log_level: int = logging.INFO  # what the node's log records are captured from
+    # The bytes of inputs that are not blobs: inline values (small by definition) and ephemeral
+    # outputs, which by definition exist only in the run's memory.
+    payloads: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -54,6 +59,7 @@ class TaskResult:
     error: str | None = None
     traceback: str | None = None
     log: str | None = None  # digest of a text/plain blob: what the function printed and logged
+    payloads: dict[str, bytes] | None = None  # the bytes of ephemeral outputs, by digest
 
 
 _STORES: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
@@ -111,19 +117,24 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                     f"but the task was planned for {task.version}"
                 )
             config = store.configs.get(task.config_digest)
+            payloads = dict(task.payloads)
             args = []
             for declared, (digest, mime) in zip(spec.inputs, task.inputs, strict=False):
                 if declared.as_path:
                     scratch = scratch or tempfile.mkdtemp(prefix="wfe-inputs-")
                     target = os.path.join(scratch, digest[7:])
                     if not os.path.exists(target):
-                        store.blobs.export(digest, target)
+                        if digest in payloads:
+                            with open(target, "wb") as handle:
+                                handle.write(payloads[digest])
+                        else:
+                            store.blobs.export(digest, target)
                     args.append(target)
                 else:
-                    args.append(decode(store.blobs.get(digest), mime))
+                    args.append(_decode_input(store, payloads, digest, mime))
             value = entry.func(*args, **config)
-            outputs = _store_outputs(store, spec.outputs, value)
-            result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock)
+            outputs, produced = _store_outputs(store, spec.outputs, value)
+            result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced)
         except Exception as exc:
             logging.getLogger(__name__).debug("node %s failed", task.node_id, exc_info=True)
             result = TaskResult(
@@ -146,19 +157,65 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
     return result
 
 
-def _store_outputs(store: Any, mimes: tuple[str, ...], value: Any) -> list[Artifact]:
-    if len(mimes) == 0:
-        return []
-    if len(mimes) == 1:
+def _decode_input(store: Any, payloads: dict[str, bytes], digest: str, mime: str) -> Any:
+    data = payloads[digest] if digest in payloads else store.blobs.get(digest)
+    if mime_base(mime) != ARTIFACT_LIST:
+        return decode(data, mime)
+    elements = []
+    for item in json.loads(data):  # a mapped node's outputs: decode each element by its own type
+        element = Artifact.model_validate(item)
+        raw = element_bytes(element) if element.kind == "inline" else store.blobs.get(element.digest)
+        elements.append(decode(raw, element.mime))
+    return elements
+
+
+def element_bytes(artifact: Artifact) -> bytes:
+    """The bytes of an inline artifact: the canonical JSON of its value."""
+    return encode_json(artifact.value)
+
+
+def _store_outputs(store: Any, specs: tuple[OutputSpec, ...], value: Any) -> tuple[list[Artifact], dict[str, bytes]]:
+    """Put each returned value by its output's kind; return the artifacts and the ephemeral bytes."""
+    if len(specs) == 0:
+        return [], {}
+    if len(specs) == 1:
         values = (value,)
     else:
-        if not isinstance(value, tuple) or len(value) != len(mimes):
+        if not isinstance(value, tuple) or len(value) != len(specs):
             raise TypeError(
-                f"expected a tuple of {len(mimes)} outputs ({', '.join(mimes)}), got {type(value).__name__}"
+                f"expected a tuple of {len(specs)} outputs ({', '.join(o.mime for o in specs)}), "
+                f"got {type(value).__name__}"
             )
         values = value
     outputs = []
-    for mime, item in zip(mimes, values, strict=True):
-        digest, size = store.blobs.put_sized(encode(item, mime))
-        outputs.append(Artifact(digest=digest, mime=mime, size=size))
-    return outputs
+    ephemeral: dict[str, bytes] = {}
+    for spec, item in zip(specs, values, strict=True):
+        encoded = encode(item, spec.mime)
+        if spec.kind == "persisted":
+            digest, size = store.blobs.put_sized(encoded)
+            outputs.append(Artifact(digest=digest, mime=spec.mime, size=size, name=spec.name))
+            continue
+        data = _read_all(encoded)
+        if spec.kind == "inline":
+            parsed = json.loads(data)
+            data = encode_json(parsed)
+            if len(data) > INLINE_LIMIT:
+                raise ValueError(
+                    f"inline output {spec.name or spec.mime} is {len(data)} bytes (at most {INLINE_LIMIT})"
+                )
+            outputs.append(Artifact(digest=digest_of(data), mime=spec.mime, size=len(data), name=spec.name,
+                                    kind="inline", value=parsed))
+        else:
+            digest = digest_of(data)
+            ephemeral[digest] = data
+            outputs.append(Artifact(digest=digest, mime=spec.mime, size=len(data), name=spec.name, kind="ephemeral"))
+    return outputs, ephemeral
+
+
+def _read_all(encoded: Any) -> bytes:
+    if isinstance(encoded, bytes):
+        return encoded
+    if isinstance(encoded, os.PathLike):
+        with open(os.fspath(encoded), "rb") as handle:
+            return handle.read()
+    return bytes(encoded.read())

@@ -174,7 +174,7 @@ def _check_actions(
                 bad.append(key)
             continue
         report.actions += 1
-        outputs = [a.digest for a in result.outputs]
+        outputs = [a.digest for a in result.outputs if a.stored]
         for digest in outputs:
             note_missing(digest, f"action {key}")
         if not all(usable(d) for d in outputs):
@@ -207,8 +207,10 @@ def run_references(manifest: RunManifest) -> list[tuple[str, str]]:
     refs = [(manifest.workflow_digest, f"run {manifest.run_id} (its workflow)")]
     for node_id, record in manifest.nodes.items():
         where = f"run {manifest.run_id} node {node_id}"
-        refs.extend((a.digest, where) for a in record.inputs)
-        refs.extend((a.digest, where) for a in record.outputs)
+        refs.extend((a.digest, where) for a in record.inputs if a.stored)
+        refs.extend((a.digest, where) for a in record.outputs if a.stored)
+        for element in record.elements or ():  # a mapped node's element outputs
+            refs.extend((o["digest"], where) for o in element.get("outputs", ()) if "kind" not in o)
         if record.log:
             refs.append((record.log, f"{where} (its log)"))
     return refs
