@@ -291,3 +291,16 @@ def test_progress_is_silent_off_a_terminal() -> None:
     with progress:
         progress.phase("x", 2)
         progress.advance()
+
+
+def test_gc_removes_staging_files_of_dead_writers_only_after_the_grace_period(tmp_path: Path) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    store.blobs.put(b"make the folders")
+    stale = tmp_path / "store" / "tmp" / "put-killed-writer"
+    fresh = tmp_path / "store" / "tmp" / "put-live-writer"
+    stale.write_bytes(b"half a blob")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    report = collect_garbage(store, keep_last=1, grace=3600)
+    assert report.temporary_removed == 1
+    assert not stale.exists() and fresh.exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import tempfile
 import threading
@@ -333,13 +334,22 @@ class LocalIO(StorageIO):
             return True
 
 
+_STAGING_NAMES = itertools.count()
+
+
 class _LocalStaging(Staging):
     def __init__(self, storage: LocalIO) -> None:
         self._storage = storage
         tmp_dir = storage.path("tmp")
         storage.makedirs(tmp_dir)
+        # A name unique to this process and write: cheaper than mkstemp's random retries (this runs
+        # twice per node); a clash with a dead process's leftover falls back to mkstemp.
+        self._temp = os.path.join(tmp_dir, f"put-{os.getpid()}-{next(_STAGING_NAMES)}")
         with translate("create", tmp_dir):
-            fd, self._temp = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+            try:
+                fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except FileExistsError:
+                fd, self._temp = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
         self._file: IO[bytes] | None = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes | memoryview) -> None:

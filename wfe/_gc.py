@@ -83,6 +83,7 @@ class GcReport:
     bytes_freed: int = 0
     blobs_kept: int = 0
     young_blobs_kept: int = 0
+    temporary_removed: int = 0  # staging files left by writers that were killed mid-write
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -94,6 +95,7 @@ class GcReport:
             "bytes_freed": self.bytes_freed,
             "blobs_kept": self.blobs_kept,
             "young_blobs_kept": self.young_blobs_kept,
+            "temporary_removed": self.temporary_removed,
         }
 
 
@@ -189,6 +191,14 @@ def collect_garbage(
         if dry_run or store.blobs.delete(digest):
             report.deleted_blobs.append(digest)
             report.bytes_freed += size
+    for rel in list(store.io.walk("tmp")):
+        # A staging file older than the grace period belongs to a writer that died: no one will publish it.
+        try:
+            written = store.io.modified(rel)
+        except FileNotFoundError:
+            continue
+        if written is not None and now - written >= grace and (dry_run or store.io.delete(rel)):
+            report.temporary_removed += 1
     report.deleted_runs.sort()
     report.deleted_blobs.sort()
     return report

@@ -54,6 +54,7 @@ class ConfigStore:
 
     def __init__(self, storage: StorageIO) -> None:
         self._io = storage
+        self._seen: dict[str, bytes] = {}
 
     def put(self, config: dict[str, Any]) -> str:
         if not isinstance(config, dict):
@@ -66,11 +67,15 @@ class ConfigStore:
         return digest
 
     def get(self, digest: str) -> dict[str, Any]:
-        rel = _hexed_path(self.PREFIX, digest)
-        try:
-            data = self._io.read_bytes(rel)
-        except FileNotFoundError:
-            raise NotFoundError(f"no config {digest}") from None
+        data = self._seen.get(digest)
+        if data is None:
+            rel = _hexed_path(self.PREFIX, digest)
+            try:
+                data = self._io.read_bytes(rel)
+            except FileNotFoundError:
+                raise NotFoundError(f"no config {digest}") from None
+            if digest_of(data) == digest and len(self._seen) < 4096:
+                self._seen[digest] = data  # content-addressed: the bytes under a digest never change
         if digest_of(data) != digest:
             from ._errors import IntegrityError
 
@@ -82,6 +87,7 @@ class ConfigStore:
         return self._io.exists(_hexed_path(self.PREFIX, digest))
 
     def delete(self, digest: str) -> bool:
+        self._seen.pop(digest, None)
         return self._io.delete(_hexed_path(self.PREFIX, digest))
 
     def __iter__(self) -> Iterator[str]:

@@ -41,6 +41,9 @@ MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
 MAX_PARTS = 10_000
 READ_CHUNK = 4 * MiB
+RETRY_ATTEMPTS = 5  # botocore "standard" mode: the first try and four retries
+CONNECT_TIMEOUT = 5.0  # seconds
+READ_TIMEOUT = 60.0  # seconds without a byte from the server
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -100,6 +103,12 @@ class S3IO(StorageIO):
         # are refused by several S3-compatible services.
         config_kwargs.setdefault("request_checksum_calculation", "when_required")
         config_kwargs.setdefault("response_checksum_validation", "when_required")
+        # Transient faults (HTTP 500/503, throttling, resets, timeouts) are retried by botocore
+        # with jittered exponential backoff; s3fs retries dropped connections on top. A dead
+        # endpoint thus fails within about RETRY_ATTEMPTS backoffs (seconds, not minutes).
+        config_kwargs.setdefault("retries", {"max_attempts": RETRY_ATTEMPTS, "mode": "standard"})
+        config_kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        config_kwargs.setdefault("read_timeout", READ_TIMEOUT)
         fs_options: dict[str, Any] = {
             "use_listings_cache": False,  # other writers change the bucket under us
             # Stores with the same options share one filesystem (fsspec's instance cache, reset

@@ -1,0 +1,113 @@
+"""Transient and fatal faults between wfe and a loopback S3 server: retried, or one clear error and a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+import wfe
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto.server")
+
+from _faulty_proxy import KINDS, FaultyProxy  # noqa: E402
+from test_crash_safety import WORKFLOW, check_consistent  # noqa: E402
+
+from conformance_tests._s3server import S3Server, s3_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[S3Server]:
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with s3_server() as running:
+        yield running
+
+
+@pytest.fixture
+def proxy(server: S3Server) -> Iterator[FaultyProxy]:
+    with FaultyProxy(server.endpoint_url, delay=0.5, downtime=1.5) as running:
+        yield running
+
+
+def small_workflow(folder: Path) -> Path:
+    """The crash workflow with a 10 MiB output (a multipart upload) and a 3 MiB one."""
+    document = yaml.safe_load(WORKFLOW.read_text())
+    for node in document["nodes"]:
+        if node["id"] == "a":
+            node["config"] = {"seed": 1, "mib": 10}
+        if node["id"] == "b":
+            node["config"] = {"seed": 2, "mib": 3}
+    (folder / "crash_functions.py").write_text((WORKFLOW.parent / "crash_functions.py").read_text())
+    path = folder / "workflow.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def digests(result: dict[str, object] | wfe.RunResult) -> dict[str, list[str]]:
+    if isinstance(result, wfe.RunResult):
+        result = result.to_json()
+    nodes = result["nodes"]
+    assert isinstance(nodes, dict)
+    return {n: [o["digest"] for o in info["outputs"]] for n, info in nodes.items()}
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for every in-process run: a module is imported from one place only."""
+    return small_workflow(tmp_path_factory.mktemp("workflow"))
+
+
+@pytest.fixture(scope="module")
+def reference(workflow: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    result = wfe.run(workflow, str(tmp_path_factory.mktemp("reference") / "store"))
+    assert result.ok
+    return digests(result)
+
+
+def test_transient_faults_are_retried(
+    server: S3Server, proxy: FaultyProxy, workflow: Path, reference: dict[str, list[str]]
+) -> None:
+    proxy.configure(every=3, restart_after=25)
+    options = {**server.options, "endpoint_url": proxy.url}
+    store = wfe.open_store(server.url(f"faults-{uuid.uuid4().hex[:8]}"), **options)
+    result = wfe.run(workflow, store)
+    counts = dict(proxy.injected)
+    print(f"faults injected and survived over {proxy.requests} requests: {counts}")
+    assert result.ok, result.to_json()
+    assert digests(result) == reference
+    for kind in (*KINDS, "restart"):
+        assert counts.get(kind, 0) > 0, kind
+    proxy.configure()  # no more faults: check what landed, through the proxy
+    check_consistent(store)
+
+
+def test_dead_server_fails_in_one_line_then_resumes(
+    server: S3Server, proxy: FaultyProxy, tmp_path: Path, reference: dict[str, list[str]]
+) -> None:
+    workflow = small_workflow(tmp_path)
+    url = server.url(f"dead-{uuid.uuid4().hex[:8]}")
+    command = [sys.executable, "-m", "wfe", "run", str(workflow), "--store", url, "--json",
+               "--store-option", f"endpoint_url={proxy.url}"]  # fmt: skip
+    env = {**os.environ, **server.env}
+    proxy.configure(die_after=20)  # the server goes away mid-run, for good
+    dead = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert dead.returncode != 0
+    lines = dead.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), dead.stderr
+    assert "Traceback" not in dead.stderr
+    proxy.configure()
+    proxy.start()  # back on the same port
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    result = json.loads(rerun.stdout)
+    assert digests(result) == reference
+    store = wfe.open_store(url, **{**server.options, "endpoint_url": proxy.url})
+    check_consistent(store)
