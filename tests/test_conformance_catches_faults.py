@@ -92,8 +92,9 @@ def test_suite_passes_on_the_same_filesystem_without_faults(tmp_path: Path) -> N
 
 
 def test_check_store_passes_on_memory(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-store", "memory://conformance-check"]) == 0
+    code = main(["check-store", "memory://conformance-check"])
     out = capsys.readouterr().out
+    assert code == 0, out
     for part in ("blobs", "functions", "configs", "actions", "runs"):
         assert f"\n{part}" in out or out.startswith(part)
     assert "all properties hold" in out

@@ -169,6 +169,8 @@ def codec_for(mime: str) -> Codec:
             return _REGISTERED[key]
     if base == "application/json" or base.endswith("+json"):
         return _JSON
+    if base == "application/octet-stream":
+        return _BYTES  # raw bytes by definition; no need to look through installed packages
     for key in (base, major):
         target = _entry_point_codecs().get(key)
         if target is not None:

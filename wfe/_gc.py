@@ -23,6 +23,7 @@ from typing import Any
 from ._digest import is_digest
 from ._errors import BlobNotFoundError, WfeError
 from ._history import iter_runs
+from ._lease import expired_leases
 from ._models import RunManifest
 from ._progress import Progress
 from ._store import Store
@@ -84,6 +85,7 @@ class GcReport:
     blobs_kept: int = 0
     young_blobs_kept: int = 0
     temporary_removed: int = 0  # staging files left by writers that were killed mid-write
+    leases_removed: int = 0  # expired action leases (their runs crashed or gave up)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -96,6 +98,7 @@ class GcReport:
             "blobs_kept": self.blobs_kept,
             "young_blobs_kept": self.young_blobs_kept,
             "temporary_removed": self.temporary_removed,
+            "leases_removed": self.leases_removed,
         }
 
 
@@ -199,6 +202,9 @@ def collect_garbage(
             continue
         if written is not None and now - written >= grace and (dry_run or store.io.delete(rel)):
             report.temporary_removed += 1
+    for rel in list(expired_leases(store.io, now)):  # a live lease is kept: its run is computing
+        if dry_run or store.io.delete(rel):
+            report.leases_removed += 1
     report.deleted_runs.sort()
     report.deleted_blobs.sort()
     return report

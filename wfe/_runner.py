@@ -20,6 +20,7 @@ from ._digest import action_key
 from ._errors import WfeError, WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import load_workflow_modules
+from ._lease import Leases
 from ._models import ActionResult, Artifact, NodeRecord, NodeStatus, RunManifest, WorkflowGraph, load_workflow
 from ._plan import PlannedNode, plan
 from ._records import new_run_id
@@ -175,6 +176,7 @@ class _Run:
         self.last_checkpoint = 0.0
         self.stale_keys: set[str] = set()
         self.pinned_files: dict[str, Artifact] = {}
+        self.leases = Leases(store.io, self.manifest.run_id)  # one computation per action across runs
 
     def execute(self) -> RunResult:
         self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
@@ -266,6 +268,7 @@ class _Run:
                         continue
                     if pending.element is None:
                         self._complete(node_id, pending.key, pending.inputs, future)
+                        self.leases.release(pending.key)  # after the action entry is written
                     elif not units.complete_element(self, pending, future):
                         continue  # more elements of this mapped node are still running
                     if self.manifest.nodes[node_id].status in ("ran", "cached"):
@@ -309,6 +312,8 @@ class _Run:
         key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
         record.action_key = key
         hit = self.lookup(key)
+        if hit is None and not self.force:  # another run may be computing it: wait (bounded) or take the lease
+            hit = self.leases.claim(key, lambda: self.lookup(key))
         if hit is not None:
             self.settle(node_id, hit.outputs, "cached")
             return {}

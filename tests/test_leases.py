@@ -1,0 +1,124 @@
+"""Leases: two runs reaching one uncached action at once compute it once (local disk and S3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import wfe
+from wfe._digest import digest_of
+from wfe._gc import collect_garbage
+from wfe._lease import Leases, lease_path
+from wfe._verify import verify_store
+
+LEASE_WORKFLOW = Path(__file__).resolve().parent / "workflows" / "lease"
+KEY = digest_of(b"some action")
+
+
+def two_runs_at_once(tmp_path: Path, store: str, env: dict[str, str] | None = None,
+                     extra: tuple[str, ...] = ()) -> tuple[list[dict[str, object]], list[str]]:
+    """Start two ``wfe run`` processes together on the slow workflow; their results and the calls made."""
+    calls = tmp_path / "calls.txt"
+    calls.touch()
+    (tmp_path / "lease_functions.py").write_text((LEASE_WORKFLOW / "lease_functions.py").read_text())
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text((LEASE_WORKFLOW / "workflow.yaml").read_text().replace("CALLS", json.dumps(str(calls))))
+    command = [sys.executable, "-m", "wfe", "run", str(workflow), "--store", store, "--json", *extra]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, **(env or {})})
+        for _ in range(2)
+    ]  # fmt: skip
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        results.append(json.loads(out))
+    return results, calls.read_text().split()
+
+
+def check_once(results: list[dict[str, object]], calls: list[str]) -> None:
+    assert len(calls) == 1, calls  # the slow function ran in one process only
+    outputs = [{n: [o["digest"] for o in info["outputs"]] for n, info in r["nodes"].items()} for r in results]
+    assert outputs[0] == outputs[1]
+    assert all(r["status"] == "succeeded" for r in results)
+
+
+def test_two_runs_compute_once_local(tmp_path: Path) -> None:
+    store_path = tmp_path / "store"
+    results, calls = two_runs_at_once(tmp_path, str(store_path))
+    check_once(results, calls)
+    store = wfe.open_store(str(store_path))
+    assert list(store.io.walk("leases")) == []  # released after the action entry was written
+    assert verify_store(store).clean
+
+
+def test_two_runs_compute_once_s3(tmp_path: Path) -> None:
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    from conformance_tests._s3server import s3_server
+
+    with s3_server() as server:
+        url = server.url(f"lease-{uuid.uuid4().hex[:8]}")
+        results, calls = two_runs_at_once(
+            tmp_path, url, env=server.env, extra=("--store-option", f"endpoint_url={server.endpoint_url}")
+        )
+        check_once(results, calls)
+        store = wfe.open_store(url, **server.options)
+        assert list(store.io.walk("leases")) == []
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[wfe.Store]:
+    yield wfe.open_store(str(tmp_path / "store"))
+
+
+def test_a_held_lease_is_refused_then_released(store: wfe.Store) -> None:
+    first, second = Leases(store.io, "run-1"), Leases(store.io, "run-2")
+    assert first.acquire(KEY) and not second.acquire(KEY)
+    second.release(KEY)  # not the holder: a no-op
+    assert first.holder(KEY) is not None and first.holder(KEY).owner == first.owner  # type: ignore[union-attr]
+    first.release(KEY)
+    assert first.holder(KEY) is None and second.acquire(KEY)
+
+
+def test_an_expired_lease_is_taken_over_and_collected(store: wfe.Store) -> None:
+    crashed = Leases(store.io, "crashed", ttl=0.0)
+    assert crashed.acquire(KEY, now=time.time() - 10)
+    other_key = digest_of(b"other")
+    assert Leases(store.io, "live").acquire(other_key)
+    assert collect_garbage(store, grace=0).leases_removed == 1  # the expired one only
+    assert store.io.exists(lease_path(other_key)) and not store.io.exists(lease_path(KEY))
+    assert crashed.acquire(KEY, now=time.time() - 10)
+    taker = Leases(store.io, "taker")
+    assert taker.acquire(KEY)
+    assert taker.holder(KEY).owner == taker.owner  # type: ignore[union-attr]
+    assert verify_store(store).clean  # leases are no concern of verify
+
+
+def test_waiting_is_bounded(store: wfe.Store) -> None:
+    """A holder that never finishes: the waiter gives up after the ttl and computes."""
+    assert Leases(store.io, "stuck", ttl=60).acquire(KEY)
+    waiter = Leases(store.io, "waiter", ttl=0.5)
+    assert waiter.claim(KEY, lambda: None) is None
+
+
+def test_waiter_gets_the_holders_result(store: wfe.Store) -> None:
+    holder = Leases(store.io, "holder")
+    assert holder.acquire(KEY)
+    answers = iter([None, None, "done"])
+    assert Leases(store.io, "waiter").claim(KEY, lambda: next(answers)) == "done"
+
+
+def test_memory_stores_take_no_leases() -> None:
+    store = wfe.open_store("memory://leases-" + uuid.uuid4().hex[:6])
+    assert not Leases(store.io, "a").enabled
+    assert Leases(store.io, "a").acquire(KEY) and Leases(store.io, "b").acquire(KEY)
