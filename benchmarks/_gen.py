@@ -18,7 +18,7 @@ def step(x, *, i=0):
 
 @wfe.function(outputs="application/octet-stream")
 def big(*, mib=256):
-    return bytes(mib * 1024 * 1024)
+    return b"\x01" * (mib * 1024 * 1024)  # non-zero: zero pages would never be touched
 
 @wfe.function(outputs="application/octet-stream")
 def big_to_path(*, mib=256):

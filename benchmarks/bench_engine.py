@@ -85,7 +85,9 @@ def throughput(repeat: int, size: int) -> dict[str, float]:
         import hashlib, json, shutil, sys, time, wfe
         source, store_path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
         store = wfe.open_store(store_path)
-        t = time.perf_counter(); digest = store.blobs.put(__import__("pathlib").Path(source)); put = time.perf_counter() - t
+        t = time.perf_counter()
+        digest = store.blobs.put(__import__("pathlib").Path(source))
+        put = time.perf_counter() - t
         t = time.perf_counter()
         with store.blobs.open(digest) as f:
             while f.read(8 << 20): pass
@@ -96,7 +98,8 @@ def throughput(repeat: int, size: int) -> dict[str, float]:
             while chunk := f.read(8 << 20): h.update(chunk)
         sha = time.perf_counter() - t
         t = time.perf_counter(); shutil.copyfile(source, source + ".copy"); cp = time.perf_counter() - t
-        print(json.dumps({"put": size / put / 1e9, "get": size / get / 1e9, "sha256": size / sha / 1e9, "cp": size / cp / 1e9}))
+        rates = {"put": put, "get": get, "sha256": sha, "cp": cp}
+        print(json.dumps({name: size / seconds / 1e9 for name, seconds in rates.items()}))
         """
     )
     runs = []
@@ -122,7 +125,9 @@ def main() -> None:
     rows: list[str] = []
     one = write(work, "chain", 1)
     base_cold, base_cached, base_peak, _ = cold_and_cached(one, args.repeat)
-    rows.append(f"| start-up: 1-node run | {base_cold * 1000:.0f} ms cold, {base_cached * 1000:.0f} ms cached | < 250 ms |")
+    rows.append(
+        f"| start-up: 1-node run | {base_cold * 1000:.0f} ms cold, {base_cached * 1000:.0f} ms cached | < 250 ms |"
+    )
     sizes = [100, 200, 1000] + ([] if args.quick else [10000])
     for shape in ("chain", "fanout"):
         for n in sizes:
@@ -147,7 +152,8 @@ def main() -> None:
         f"(sha256 {io_rates['sha256']:.2f} GB/s, copy {io_rates['cp']:.2f} GB/s) | >= 1.0 / >= 1.2 GB/s |"
     )
     shutil.rmtree(work, ignore_errors=True)
-    print(f"wfe engine benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+    print(f"wfe engine benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+          f"Python {sys.version.split()[0]}, "
           f"median of {args.repeat}\n")
     print("| workload | wfe | target |\n|---|---|---|")
     print("\n".join(rows))

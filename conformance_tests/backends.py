@@ -13,8 +13,9 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any
 
 
 class BackendUnavailable(Exception):
@@ -61,7 +62,9 @@ def _supabase() -> Iterator[tuple[str, dict[str, Any]]]:
         import storage3  # noqa: F401  (the storage client of the supabase package)
         import werkzeug  # noqa: F401
     except ImportError as exc:
-        raise BackendUnavailable(f"supabase needs the supabase client (pip install wfe[supabase]) and werkzeug: {exc}") from None
+        raise BackendUnavailable(
+            f"supabase needs the supabase client (pip install wfe[supabase]) and werkzeug: {exc}"
+        ) from None
     from ._supabase_emulator import SupabaseStorageEmulator
 
     key = "eyJhbGciOiJIUzI1NiJ9.e30.wfe-fake-supabase-key"  # a recognisable fake

@@ -153,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         for connection in connections:
             _reset(connection)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: the counts say what happened
 
     def _forward(self) -> None:

@@ -182,7 +182,9 @@ def test_one_gib_blob_round_trip_keeps_memory_flat(tmp_path: Path) -> None:
 
 def test_readers_never_see_a_partial_blob_while_a_put_is_in_flight(tmp_path: Path) -> None:
     store = wfe.open_store(str(tmp_path / "store"))
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "store")], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path / "store")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "halfway"
         deadline = time.monotonic() + 0.5

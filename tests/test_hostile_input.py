@@ -155,7 +155,8 @@ def test_random_workflow_documents(tmp_path_factory: pytest.TempPathFactory, doc
         b'{"name": "deep", "nodes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         b"name: x\nnodes:\n  - id: a\n    function: summary\n    config: {v: " + b"[" * 5000 + b"]" * 5000 + b"}\n",
         b"a: &a [*a]\n",
-        b"name: bomb\nx: &a [1,1,1,1,1,1,1,1,1]\ny: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nz: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+        b"name: bomb\nx: &a [1,1,1,1,1,1,1,1,1]\ny: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        b"z: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
         b"w: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\nnodes: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
         b"name: x\nnodes:\n  - {id: a, function: summary, config: {v: .nan}}\n",
         (EXAMPLE_DIR / "workflow.yaml").read_bytes().replace(b"config: {months: 6}", b"config: {months: .nan}"),

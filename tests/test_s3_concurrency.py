@@ -18,7 +18,7 @@ import wfe
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
 
-from conformance_tests._s3server import s3_server  # noqa: E402
+from conformance_tests._s3server import s3_server
 
 
 def test_eight_processes_one_s3_store(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ import wfe
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
 
-from _faulty_proxy import KINDS, FaultyProxy  # noqa: E402
-from test_crash_safety import WORKFLOW, check_consistent  # noqa: E402
+from _faulty_proxy import KINDS, FaultyProxy
+from test_crash_safety import WORKFLOW, check_consistent
 
-from conformance_tests._s3server import S3Server, s3_server  # noqa: E402
+from conformance_tests._s3server import S3Server, s3_server
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from ._errors import (
     WfeError,
     WorkflowError,
 )
+from ._fsio import StorageIO
 from ._functions import Input, Output, function
 from ._models import Artifact, Edge, FunctionSpec, Node, RunManifest, WorkflowGraph, load_workflow
 from ._runner import RunResult, run
@@ -46,6 +47,7 @@ __all__ = [
     "Output",
     "RunManifest",
     "RunResult",
+    "StorageIO",
     "Store",
     "StoreError",
     "StoreURLError",

@@ -6,7 +6,7 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator
-from typing import IO, BinaryIO, Union
+from typing import IO, BinaryIO, Union, cast
 
 from ._digest import PREFIX, hex_of, new_hasher, validate_digest
 from ._errors import BlobNotFoundError, IntegrityError
@@ -129,7 +129,7 @@ class BlobStore:
             raw = self._io.open_read(rel)
         except FileNotFoundError:
             raise BlobNotFoundError(f"no blob {digest}") from None
-        return VerifiedReader(raw, digest)
+        return cast(BinaryIO, VerifiedReader(raw, digest))
 
     def exists(self, digest: str) -> bool:
         return self._io.exists(blob_path(digest))

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from ._errors import StoreError
 
@@ -220,7 +220,7 @@ class _SpooledStaging(Staging):
     def write(self, data: bytes | memoryview) -> None:
         if not self._on_disk and self._size + len(data) > SPOOL_LIMIT:
             spill = tempfile.NamedTemporaryFile(prefix="wfe-", delete=False)  # noqa: SIM115
-            spill.write(self._buffer.getbuffer())
+            spill.write(cast(io.BytesIO, self._buffer).getbuffer())
             self._buffer = spill
             self._on_disk = True
         self._buffer.write(data)

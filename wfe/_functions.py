@@ -280,7 +280,7 @@ def _source_fingerprint(obj: Any) -> bytes:
         code = getattr(obj, "__code__", None)
         if code is None:
             return repr(obj).encode()
-        return code.co_code + repr(code.co_consts).encode()
+        return bytes(code.co_code) + repr(code.co_consts).encode()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (

@@ -130,19 +130,19 @@ def _wire(node_id: str, kind: NodeKind, declared: list[InPort], edges: list[Any]
     open_candidates: list[tuple[str, int, Port]] = []
     chosen: dict[int, tuple[str, int]] = {}
     for edge in edges:
-        source = planned[edge.source]
-        offered = list(enumerate(source.outputs))
+        producer = planned[edge.source]
+        offered = list(enumerate(producer.outputs))
         if edge.source_port is not None:
             offered = [(i, p) for i, p in offered if p.name == edge.source_port]
             if not offered:
-                names = ", ".join(str(p.name) for p in source.outputs if p.name) or "none named"
+                names = ", ".join(str(p.name) for p in producer.outputs if p.name) or "none named"
                 raise WorkflowError(f"{edge.source!r} has no output port {edge.source_port!r} (ports: {names})")
         if edge.mime is not None:
             offered = [(i, p) for i, p in offered if mime_matches(edge.mime, p.mime)]
             if not offered:
                 raise WorkflowError(
                     f"edge {edge.source!r} -> {node_id!r} asks for {edge.mime}, but {edge.source!r} produces "
-                    f"{', '.join(p.mime for p in source.outputs) or 'nothing'}"
+                    f"{', '.join(p.mime for p in producer.outputs) or 'nothing'}"
                 )
         if edge.target_port is None:
             open_candidates.extend((edge.source, i, p) for i, p in offered)

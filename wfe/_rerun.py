@@ -165,7 +165,9 @@ def _compare(store: Store, graph: WorkflowGraph, folder: Path, outcome: RerunRes
         missing = [a.digest for a in recorded.inputs if not a.stored or not store.blobs.exists(a.digest)]
         if recorded.elements is not None or recorded.subruns is not None:
             outcome.compared.remove(node_id)  # its own actions and inner runs are what can be replayed
-            outcome.unchecked[node_id] = f"inputs changed upstream ({', '.join(changed)}); a mapped or sub-workflow node"
+            outcome.unchecked[node_id] = (
+                f"inputs changed upstream ({', '.join(changed)}); a mapped or sub-workflow node"
+            )
             continue
         if missing or recorded.function is None or recorded.version is None or recorded.config is None:
             outcome.compared.remove(node_id)

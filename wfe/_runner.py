@@ -130,6 +130,7 @@ def run(
 
 
 class _Run:
+    manifest: RunManifest
     def __init__(
         self,
         graph: WorkflowGraph,
@@ -323,7 +324,7 @@ class _Run:
         future = self.submit(node_id, inputs)
         return {} if future is None else {future: Pending(node_id, key, inputs)}
 
-    def _ingest(self, node_id: str, p: PlannedNode) -> tuple[list[Artifact], str]:
+    def _ingest(self, node_id: str, p: PlannedNode) -> tuple[list[Artifact], NodeStatus]:
         pinned = self.pinned_files.get(node_id)
         if pinned is not None and self.store.blobs.exists(pinned.digest):
             return [pinned], "cached"

@@ -150,8 +150,7 @@ def run_unit(run: _Run, node_id: str, inputs: list[Artifact]) -> None:
     if p.loop is None:
         outcome = _iteration(run, node_id, p.inner, inputs)
         if outcome is not None:
-            outputs, ran = outcome
-            run.settle(node_id, outputs, "ran" if ran else "cached")
+            run.settle(node_id, outcome[0], "ran" if outcome[1] else "cached")
         return
     names = [o.id for o in p.inner.graph.outputs]
     current = {port.id: artifact for port, artifact in zip(p.inner.graph.inputs, inputs, strict=True)}
