@@ -181,3 +181,21 @@ def test_new_constructs_validate(project: Path, tmp_path: Path, case: str) -> No
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
+
+
+def test_inner_runs_are_recorded_but_listed_only_on_request(project: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    outer = run(project, "parent_a.yaml", store, tmp_path / "calls")
+    manifest = wfe.open_store(str(store)).runs.get(outer["run_id"])
+    (inner_id,) = manifest.nodes["cleaned"].subruns or []
+    assert wfe.open_store(str(store)).runs.get(inner_id).parent == outer["run_id"]
+
+    def cli(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "wfe", *args, "--store", str(store)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert outer["run_id"] in cli("runs") and inner_id not in cli("runs")
+    assert inner_id in cli("runs", "--all")
+    assert cli("show", "latest").startswith(f"run {outer['run_id']}")

@@ -26,6 +26,12 @@ def resolve_run_id(store: Store, text: str) -> str:
     if text.lower() in LATEST:
         if not ids:
             raise NotFoundError(f"no runs in store {store.url}")
+        for run_id in reversed(ids[-1000:]):  # the newest top-level run, not a sub-workflow's inner run
+            try:
+                if store.runs.get(run_id).parent is None:
+                    return run_id
+            except (NotFoundError, StoreError):
+                continue
         return ids[-1]
     matches = [run_id for run_id in ids if run_id.startswith(text)] if text else []
     if len(matches) == 1:

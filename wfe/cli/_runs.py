@@ -21,6 +21,8 @@ def register(subparsers: Any) -> None:
                       help="only runs with this status")
     runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20; 0 for all)")
     runs.add_argument("--json", action="store_true", help="print JSON lines, one run per line")
+    runs.add_argument("--all", action="store_true",
+                      help="also list the inner runs of sub-workflows and loop iterations")
     add_store_argument(runs)
     add_common_flags(runs)
     runs.set_defaults(handler=runs_main)
@@ -75,6 +77,8 @@ def runs_main(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{'RUN':<26} {'WORKFLOW':<20} {'STARTED':<19} {'DURATION':>9} {'STATUS':<11} RAN CACHED FAILED")
     for manifest in iter_runs(store, workflow=args.workflow, status=args.status):
+        if manifest.parent is not None and not args.all:
+            continue
         if args.limit and shown >= args.limit:
             break
         shown += 1
