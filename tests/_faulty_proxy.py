@@ -18,6 +18,7 @@ server does; :meth:`FaultyProxy.start` revives it on the same port.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import struct
@@ -141,10 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self._open_lock:
             self._open.get(id(self.owner), set()).discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):  # the peer may be gone, or reset on purpose
             super().finish()
-        except OSError:
-            pass
 
     @classmethod
     def drop_all(cls, owner: FaultyProxy) -> None:
@@ -178,8 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in _ERRORS:
             status, code, message = _ERRORS[fault]
             payload = (
-                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                f"<Message>{message}</Message></Error>"
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
             ).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")

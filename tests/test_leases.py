@@ -8,23 +8,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import wfe
 from wfe._digest import digest_of
 from wfe._gc import collect_garbage
-from wfe._lease import Leases, lease_path
+from wfe._lease import POLL, Leases, Waiting, lease_path
 from wfe._verify import verify_store
 
 LEASE_WORKFLOW = Path(__file__).resolve().parent / "workflows" / "lease"
 KEY = digest_of(b"some action")
 
 
-def two_runs_at_once(tmp_path: Path, store: str, env: dict[str, str] | None = None,
-                     extra: tuple[str, ...] = ()) -> tuple[list[dict[str, object]], list[str]]:
+def two_runs_at_once(
+    tmp_path: Path, store: str, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Start two ``wfe run`` processes together on the slow workflow; their results and the calls made."""
     calls = tmp_path / "calls.txt"
     calls.touch()
@@ -45,7 +47,7 @@ def two_runs_at_once(tmp_path: Path, store: str, env: dict[str, str] | None = No
     return results, calls.read_text().split()
 
 
-def check_once(results: list[dict[str, object]], calls: list[str]) -> None:
+def check_once(results: list[dict[str, Any]], calls: list[str]) -> None:
     assert len(calls) == 1, calls  # the slow function ran in one process only
     outputs = [{n: [o["digest"] for o in info["outputs"]] for n, info in r["nodes"].items()} for r in results]
     assert outputs[0] == outputs[1]
@@ -104,18 +106,45 @@ def test_an_expired_lease_is_taken_over_and_collected(store: wfe.Store) -> None:
     assert verify_store(store).clean  # leases are no concern of verify
 
 
+def claim_until_settled(leases: Leases, cached: Callable[[], object]) -> tuple[object, int]:
+    """Ask as the runner does (every POLL seconds) until the answer is not WAITING; the answer and the asks."""
+    asks = 1
+    while isinstance(answer := leases.claim(KEY, cached), Waiting):
+        asks += 1
+        time.sleep(POLL)
+    return answer, asks
+
+
+def test_a_killed_processs_lease_is_taken_over_at_once(store: wfe.Store) -> None:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = Leases(store.io, "killed")
+    dead.owner = dead.owner.replace(f":{os.getpid()}:", f":{int(child.stdout)}:")  # as if taken by that process
+    assert dead.acquire(KEY)
+    assert not dead.holder(KEY).live(time.time())  # type: ignore[union-attr]
+    assert Leases(store.io, "rerun").acquire(KEY)
+
+
 def test_waiting_is_bounded(store: wfe.Store) -> None:
-    """A holder that never finishes: the waiter gives up after the ttl and computes."""
+    """A holder that never finishes: the waiter gives up after its ttl and computes."""
     assert Leases(store.io, "stuck", ttl=60).acquire(KEY)
-    waiter = Leases(store.io, "waiter", ttl=0.5)
-    assert waiter.claim(KEY, lambda: None) is None
+    answer, asks = claim_until_settled(Leases(store.io, "waiter", ttl=0.5), lambda: None)
+    assert answer is None and asks > 1
 
 
 def test_waiter_gets_the_holders_result(store: wfe.Store) -> None:
     holder = Leases(store.io, "holder")
     assert holder.acquire(KEY)
     answers = iter([None, None, "done"])
-    assert Leases(store.io, "waiter").claim(KEY, lambda: next(answers)) == "done"
+    assert claim_until_settled(Leases(store.io, "waiter"), lambda: next(answers)) == ("done", 4)
+
+
+def test_a_released_lease_without_result_is_taken_over(store: wfe.Store) -> None:
+    holder, waiter = Leases(store.io, "holder"), Leases(store.io, "waiter")
+    assert holder.acquire(KEY)
+    assert isinstance(waiter.claim(KEY, lambda: None), Waiting)
+    holder.release(KEY)  # the holder's function failed: no result
+    assert waiter.claim(KEY, lambda: None) is None
+    assert waiter.holder(KEY).owner == waiter.owner  # type: ignore[union-attr]
 
 
 def test_memory_stores_take_no_leases() -> None:

@@ -105,9 +105,14 @@ def test_dead_server_fails_in_one_line_then_resumes(
     assert "Traceback" not in dead.stderr
     proxy.configure()
     proxy.start()  # back on the same port
+    store = wfe.open_store(url, **{**server.options, "endpoint_url": proxy.url})
+    check_consistent(store)  # what the dead run left is whole
+    finished_before = set(store.actions)
     rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     result = json.loads(rerun.stdout)
     assert digests(result) == reference
-    store = wfe.open_store(url, **{**server.options, "endpoint_url": proxy.url})
+    manifest = store.runs.get(result["run_id"])
+    for node_id, record in manifest.nodes.items():  # resumed: only unfinished nodes ran again
+        assert (record.status == "cached") == (record.action_key in finished_before), node_id
     check_consistent(store)

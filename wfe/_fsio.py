@@ -279,6 +279,10 @@ class LocalIO(StorageIO):
         super().__init__(fs, os.path.abspath(root))
         self._made: set[str] = set()
 
+    @property
+    def protocol(self) -> str:
+        return "file"  # ``fs`` may be None: local disk is reached through os, not fsspec
+
     def path(self, rel: str) -> str:
         return os.path.join(self.root, rel)
 

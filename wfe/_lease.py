@@ -8,9 +8,11 @@ no other process can see, get no leases: every run computes, and the action
 cache's first-write-wins keeps results consistent either way.
 
 Leases only save work; they are never needed for correctness. A waiter
-gives up after the holder's expiry (at most ``ttl`` seconds) and computes
-anyway; a lease whose owner crashed is taken over once expired, and
-``wfe gc`` deletes expired ones.
+never blocks its run (it asks again between other work), gives up after
+at most ``ttl`` seconds and computes anyway. A lease whose owner crashed is
+stale once expired, or at once if the owner was a process on this host
+that no longer exists; a stale lease is taken over, and ``wfe gc``
+deletes stale ones.
 """
 
 from __future__ import annotations
@@ -36,10 +38,36 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class Waiting:
+    """What :meth:`Leases.claim` returns while another run holds the lease."""
+
+    def __repr__(self) -> str:
+        return "WAITING"
+
+
+WAITING = Waiting()
+
+
 @dataclass(frozen=True)
 class LeaseInfo:
-    owner: str
+    owner: str  # host:pid:run
     expires: float
+
+    def live(self, now: float) -> bool:
+        """Unexpired, and (if taken on this host) its process still exists: a killed run's lease is stale."""
+        if self.expires <= now:
+            return False
+        host, _, rest = self.owner.partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit():
+            return True
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True  # exists, owned by someone else
+        return True
 
 
 def lease_path(key: str) -> str:
@@ -64,7 +92,8 @@ class Leases:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{owner}"
         self.ttl = ttl
         self.enabled = supports_leases(storage)
-        self._held: set[str] = set()
+        self._held: dict[str, float] = {}  # key -> our lease's expiry
+        self._deadlines: dict[str, float] = {}  # key -> when to stop waiting for another owner
 
     def acquire(self, key: str, now: float | None = None) -> bool:
         """Take the lease for ``key``; False if another owner holds an unexpired one.
@@ -80,13 +109,16 @@ class Leases:
         try:
             for _attempt in range(2):
                 if self._io.write_bytes(rel, data, exclusive=True):
-                    self._held.add(key)
+                    self._held[key] = now + self.ttl
                     return True
                 current = self.holder(key)
-                if current is not None and current.expires > now:
+                if current is not None and current.owner == self.owner:
+                    self._held[key] = current.expires  # ours already (the same action twice in one run)
+                    return True
+                if current is not None and current.live(now):
                     return False
                 if current is not None:
-                    log.info("lease for %s held by %s expired; taking it over", key, current.owner)
+                    log.info("lease for %s held by %s is stale; taking it over", key, current.owner)
                 self._io.delete(rel)
         except StoreError as exc:
             log.warning("lease for %s unavailable (%s); computing without one", key, exc)
@@ -101,60 +133,73 @@ class Leases:
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
 
-    def claim(self, key: str, cached: Callable[[], T | None]) -> T | None:
-        """Own ``key``'s lease (None: compute) or wait for the holder's result (returned when it appears).
+    def claim(self, key: str, cached: Callable[[], T | None]) -> T | Waiting | None:
+        """Decide, without blocking, what to do about an uncached action.
 
-        While another owner holds the lease, ``cached()`` is polled every
-        ``POLL`` seconds; when the lease is released without a result, or
-        expires, this run tries to take it over. The wait never exceeds
-        ``ttl`` seconds in all: then it returns None and the caller computes.
+        Returns None if this run now holds the lease (compute it), the result
+        from ``cached()`` if it appeared (another run computed it), or
+        :data:`WAITING` if another run holds an unexpired lease: ask again
+        after ``POLL`` seconds. A lease released without a result, or expired,
+        is taken over. After ``ttl`` seconds of asking, None: compute anyway.
+        Not blocking matters: a coordinator holding leases of its own must
+        not stall on another's, or two runs could wait on each other.
         """
         if not self.enabled:
             return None
-        deadline = time.monotonic() + self.ttl
-        while True:
-            if self.acquire(key):
-                result = cached()  # the holder may have finished just before releasing
-                if result is not None:
-                    self.release(key)
+        now = time.monotonic()
+        first = key not in self._deadlines
+        deadline = self._deadlines.setdefault(key, now + self.ttl)
+        if not first:
+            result = cached()
+            if result is not None:
+                del self._deadlines[key]
                 return result
+            current = self.holder(key)
+            if current is not None and current.live(time.time()) and now < deadline:
+                return WAITING
+        if self.acquire(key):
+            del self._deadlines[key]
+            result = cached()  # the holder may have finished just before we took the lease
+            if result is not None:
+                self.release(key)
+            return result
+        if now >= deadline:
+            del self._deadlines[key]
+            log.warning("waited %.0f s for action %s; computing it here too", self.ttl, key)
+            return None
+        if first:
             log.info("action %s is being computed by another run; waiting for it", key)
-            while time.monotonic() < deadline:
-                time.sleep(POLL)
-                result = cached()
-                if result is not None:
-                    return result
-                current = self.holder(key)
-                if current is None or current.expires <= time.time():
-                    break  # released without a result, or expired: try to take it over
-            else:
-                log.warning("waited %.0f s for action %s; computing it here too", self.ttl, key)
-                return None
+        return WAITING
 
     def release(self, key: str) -> None:
         """Delete our lease on ``key``, if we hold one; never someone else's."""
-        if key not in self._held:
-            return
-        self._held.discard(key)
-        current = self.holder(key)
-        if current is None or current.owner != self.owner:
+        expires = self._held.pop(key, None)
+        if expires is None:
             return
         try:
-            self._io.delete(lease_path(key))
+            # Before our expiry no one can have taken it over (and we are alive): no need to read it first.
+            current = None if time.time() < expires else self.holder(key)
+            if current is None or current.owner == self.owner:
+                self._io.delete(lease_path(key))
         except StoreError as exc:
             log.warning("cannot release the lease for %s (%s); it expires by itself", key, exc)
 
+    def release_all(self) -> None:
+        """Release every lease this owner holds (on interrupt)."""
+        for key in list(self._held):
+            self.release(key)
+
 
 def expired_leases(storage: StorageIO, now: float | None = None) -> Iterator[str]:
-    """Paths of leases whose expiry has passed, or that cannot be read (for gc to delete)."""
+    """Paths of leases that are stale (expired, or their process gone) or unreadable: for gc to delete."""
     now = time.time() if now is None else now
     for rel in storage.walk(PREFIX):
         try:
             document = json.loads(storage.read_bytes(rel))
-            expires = float(document["expires"])
+            lease = LeaseInfo(str(document["owner"]), float(document["expires"]))
         except FileNotFoundError:
             continue
         except (ValueError, KeyError, TypeError):
-            expires = 0.0
-        if expires <= now:
+            lease = None
+        if lease is None or not lease.live(now):
             yield rel

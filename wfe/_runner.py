@@ -20,7 +20,8 @@ from ._digest import action_key
 from ._errors import WfeError, WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import load_workflow_modules
-from ._lease import Leases
+from ._lease import POLL as LEASE_POLL
+from ._lease import Leases, Waiting
 from ._models import ActionResult, Artifact, NodeRecord, NodeStatus, RunManifest, WorkflowGraph, load_workflow
 from ._plan import PlannedNode, plan
 from ._records import new_run_id
@@ -178,6 +179,7 @@ class _Run:
         self.stale_keys: set[str] = set()
         self.pinned_files: dict[str, Artifact] = {}
         self.leases = Leases(store.io, self.manifest.run_id)  # one computation per action across runs
+        self.lease_waits: dict[str, float] = {}  # node -> when to look again at another run's lease
 
     def execute(self) -> RunResult:
         self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
@@ -212,6 +214,7 @@ class _Run:
         return RunResult(self.manifest, self.store)
 
     def _interrupted(self) -> None:
+        self.leases.release_all()  # what this run was computing, another may now take over
         self.manifest.status = "interrupted"
         self._finish()
         log.warning("run %s interrupted: %s", self.manifest.run_id, self.manifest.counts())
@@ -244,10 +247,13 @@ class _Run:
         ready = deque(node_id for node_id in self.order if waiting[node_id] == 0)
         in_flight: dict[Future[TaskResult], Pending] = {}
         try:
-            while ready or in_flight:
+            while ready or in_flight or self.lease_waits:
+                ready.extend(self._leases_due())
                 while ready and not self.stop_requested:
                     node_id = ready.popleft()
                     submitted = self._start(node_id)
+                    if submitted is None:
+                        continue  # another run is computing it: looked at again shortly
                     if not submitted:
                         if self.manifest.nodes[node_id].status == "failed":
                             self._skip_descendants(node_id)
@@ -256,6 +262,9 @@ class _Run:
                     else:
                         in_flight.update(submitted)
                 if not in_flight:
+                    if self.lease_waits and not self.stop_requested:
+                        time.sleep(LEASE_POLL)
+                        continue
                     break
                 if self.stop_requested:
                     for future in in_flight:
@@ -290,8 +299,15 @@ class _Run:
             if waiting[child] == 0:
                 ready.append(child)
 
-    def _start(self, node_id: str) -> dict[Future[TaskResult], Pending]:
-        """Settle a node at once (an empty result) or submit its tasks."""
+    def _leases_due(self) -> list[str]:
+        now = time.monotonic()
+        due = [node_id for node_id, at in self.lease_waits.items() if at <= now]
+        for node_id in due:
+            del self.lease_waits[node_id]
+        return due
+
+    def _start(self, node_id: str) -> dict[Future[TaskResult], Pending] | None:
+        """Settle a node at once (an empty result), submit its tasks, or (None) wait on another run's lease."""
         p = self.planned[node_id]
         record = self.manifest.nodes[node_id]
         record.started = time.time()
@@ -314,7 +330,11 @@ class _Run:
         record.action_key = key
         hit = self.lookup(key)
         if hit is None and not self.force:  # another run may be computing it: wait (bounded) or take the lease
-            hit = self.leases.claim(key, lambda: self.lookup(key))
+            claimed = self.leases.claim(key, lambda: self.lookup(key))
+            if isinstance(claimed, Waiting):
+                self.lease_waits[node_id] = time.monotonic() + LEASE_POLL
+                return None
+            hit = claimed
         if hit is not None:
             self.settle(node_id, hit.outputs, "cached")
             return {}
@@ -322,7 +342,10 @@ class _Run:
         self.emit(node_id, record)
         log.debug("node %s submitted (%s)", node_id, key)
         future = self.submit(node_id, inputs)
-        return {} if future is None else {future: Pending(node_id, key, inputs)}
+        if future is None:
+            self.leases.release(key)  # failed before it started: let another run try
+            return {}
+        return {future: Pending(node_id, key, inputs)}
 
     def _ingest(self, node_id: str, p: PlannedNode) -> tuple[list[Artifact], NodeStatus]:
         pinned = self.pinned_files.get(node_id)
