@@ -44,16 +44,23 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def store_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def parse_options(items: list[str]) -> dict[str, str]:
+    """``["k=v", …]`` from a repeatable option -> ``{"k": "v"}``; StoreURLError on an item without ``=``."""
     from .._errors import StoreURLError
-    from .._store import open_store
 
     options = {}
-    for item in args.store_option:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise StoreURLError(f"--store-option needs KEY=VALUE, got {item!r}")
+            raise StoreURLError(f"a store option needs KEY=VALUE, got {item!r}")
         options[key] = value
+    return options
+
+
+def store_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .._store import open_store
+
+    options = parse_options(args.store_option)
     if getattr(args, "cache", None):
         options["cache"] = args.cache
     return open_store(args.store, **options)

@@ -7,7 +7,7 @@ import re
 import sys
 from typing import Any
 
-from . import EXIT_FAILED, EXIT_OK, add_common_flags
+from . import EXIT_FAILED, EXIT_OK, add_common_flags, parse_options
 
 _FALSIFYING = re.compile(r"^\s*E?\s*(Falsifying|Failing) (explicit )?(example|test case)", re.IGNORECASE)
 
@@ -39,22 +39,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=check_main)
 
 
-def _options(items: list[str]) -> dict[str, str]:
-    from .._errors import StoreURLError
-
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise StoreURLError(f"--store-option needs KEY=VALUE, got {item!r}")
-        options[key] = value
-    return options
-
-
 def check_main(args: argparse.Namespace) -> int:
     from .._store import open_store
 
-    options = _options(args.store_option)
+    options = parse_options(args.store_option)
     open_store(args.url, **options)  # a bad URL or option is a usage error (exit 2), not a failed check
     try:
         from conformance_tests._run import run_suite

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from . import EXIT_FAILED, EXIT_OK, add_common_flags, add_store_argument, store_from_args
+from . import EXIT_FAILED, EXIT_OK, add_common_flags, add_store_argument, parse_options, store_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -95,25 +95,13 @@ def gc_main(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _options(items: list[str]) -> dict[str, str]:
-    from .._errors import StoreURLError
-
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise StoreURLError(f"a store option needs KEY=VALUE, got {item!r}")
-        options[key] = value
-    return options
-
-
 def sync_main(args: argparse.Namespace) -> int:
     from .._errors import WfeError
     from .._store import open_store
     from .._sync import sync
 
-    source = open_store(args.source, **_options(args.source_option))
-    destination = open_store(args.destination, **_options(args.destination_option))
+    source = open_store(args.source, **parse_options(args.source_option))
+    destination = open_store(args.destination, **parse_options(args.destination_option))
     if source.url == destination.url:
         raise WfeError(f"source and destination are the same store ({source.url})")
     with _progress(args) as progress:
