@@ -100,7 +100,8 @@ def _short_id(param: str) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames:
+    # Only the suite's own tests: a project that loads this plugin keeps its own `backend` fixtures.
+    if "backend" in metafunc.fixturenames and metafunc.module.__name__.startswith("conformance_tests."):
         params = _backend_ids(metafunc.config)
         metafunc.parametrize("backend", params, ids=[_short_id(p) for p in params], indirect=True, scope="session")
 
