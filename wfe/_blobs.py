@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, BinaryIO, Union, cast
 
 from ._digest import PREFIX, hex_of, new_hasher, validate_digest
@@ -15,6 +17,17 @@ from ._fsio import CHUNK_SIZE, StorageIO
 BlobSource = Union[bytes, bytearray, memoryview, IO[bytes], "os.PathLike[str]"]
 
 BLOB_PREFIX = "blobs/sha256"
+_HASH_POOL: ThreadPoolExecutor | None = None
+_HASH_POOL_LOCK = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """One small pool per process for hashing large streams beside their I/O."""
+    global _HASH_POOL
+    with _HASH_POOL_LOCK:
+        if _HASH_POOL is None:
+            _HASH_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wfe-hash")
+        return _HASH_POOL
 
 
 def blob_path(digest: str) -> str:
@@ -85,28 +98,38 @@ class BlobStore:
         hasher = new_hasher()
         size = 0
         staging = self._io.stage()
+        hashing: Future[None] | None = None  # the previous chunk's hash, running beside this chunk's I/O
         try:
-            buffer = bytearray(CHUNK_SIZE)
-            view = memoryview(buffer)
+            # Two buffers: while the hash of one runs in a helper thread (hashlib releases the GIL),
+            # the next chunk is read into the other and written; updates stay in order.
+            buffers = (memoryview(bytearray(CHUNK_SIZE)), memoryview(bytearray(CHUNK_SIZE)))
             readinto = getattr(source, "readinto", None)
+            turn = 0
             while True:
                 if readinto is not None:
-                    count = readinto(view)
-                    if not count:
-                        break
-                    chunk = view[:count]
+                    count = readinto(buffers[turn])
+                    chunk = buffers[turn][: count or 0]
                 else:
                     data = source.read(CHUNK_SIZE)
-                    if not data:
-                        break
-                    chunk = memoryview(data)
-                    count = len(data)
-                hasher.update(chunk)
+                    count = len(data) if data else 0
+                    chunk = memoryview(data or b"")
+                if hashing is not None:
+                    hashing.result()
+                    hashing = None
+                if not count:
+                    break
+                if size == 0 and count < CHUNK_SIZE:
+                    hasher.update(chunk)  # a small blob: no thread
+                else:
+                    hashing = _hash_pool().submit(hasher.update, chunk)
                 staging.write(chunk)
                 size += count
+                turn = 1 - turn
             digest = PREFIX + hasher.hexdigest()
             return digest, size, staging.publish(blob_path(digest), exclusive=True)
         finally:
+            if hashing is not None:
+                hashing.cancel() or hashing.exception()  # never leave a hash running on a reused buffer
             staging.discard()
 
     def get(self, digest: str) -> bytes:
@@ -192,11 +215,18 @@ class VerifiedReader(io.RawIOBase):
         self._digest = digest
         self._hasher = new_hasher()
         self._done = False
+        self._hashing: Future[None] | None = None  # the last chunk's hash, running beside the next read
 
     def readable(self) -> bool:
         return True
 
+    def _hashed(self) -> None:
+        if self._hashing is not None:
+            self._hashing.result()
+            self._hashing = None
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        self._hashed()  # the caller owns this buffer: hash it here, in order
         view = memoryview(buffer).cast("B")
         count = self._raw.readinto(view) if hasattr(self._raw, "readinto") else None
         if count is None:
@@ -212,7 +242,15 @@ class VerifiedReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             return self.readall()
-        return super().read(size) or b""
+        data = self._raw.read(size) or b""
+        self._hashed()
+        if len(data) >= 1 << 20:  # bytes are immutable: hash them in the helper thread while the caller works
+            self._hashing = _hash_pool().submit(self._hasher.update, data)
+        elif data:
+            self._hasher.update(data)
+        elif not self._done and size:
+            self._finish()
+        return data
 
     def readall(self) -> bytes:
         chunks = []
@@ -221,6 +259,7 @@ class VerifiedReader(io.RawIOBase):
         return b"".join(chunks)
 
     def _finish(self) -> None:
+        self._hashed()
         self._done = True
         actual = PREFIX + self._hasher.hexdigest()
         if actual != self._digest:
