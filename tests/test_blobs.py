@@ -195,3 +195,14 @@ def test_readers_never_see_a_partial_blob_while_a_put_is_in_flight(tmp_path: Pat
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_cat_prints_nothing_of_a_damaged_blob(tmp_path: Path) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    digest = store.blobs.put(b"precious bytes " * 1000)
+    path = Path(store.blobs.local_path(digest) or "")
+    path.write_bytes(b"X" + path.read_bytes()[1:])
+    out = subprocess.run([sys.executable, "-m", "wfe", "cat", digest, "--store", str(tmp_path / "store")],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == b""
+    assert out.stderr.decode().startswith(f"error: integrity check failed for {digest}")
