@@ -61,7 +61,7 @@ def build_report(store: Store, manifest: RunManifest) -> str:
         ("nodes", str(len(manifest.nodes))),
         *((status, str(counts[status])) for status in STATUS_COLOURS if counts.get(status)),
         ("cache hits", f"{hits} of {len(function_nodes)} function nodes"),
-        ("outputs", _e(_size(output_bytes))),
+        ("outputs", _e(human_size(output_bytes))),
     ]
     rerun_of = (manifest.model_extra or {}).get("rerun_of")
     if isinstance(rerun_of, str):
@@ -162,7 +162,7 @@ def _table(manifest: RunManifest) -> str:
         function = (f"{_e(record.function)} <code>{_e(record.version or '')}</code>"
                     if record.function else "file")
         outputs = "<br>".join(
-            f"{_e(a.mime)} · {_e(_size(a.size))} · <code title=\"{_e(a.digest)}\">{_e(a.digest[7:19])}</code>"
+            f"{_e(a.mime)} · {_e(human_size(a.size))} · <code title=\"{_e(a.digest)}\">{_e(a.digest[7:19])}</code>"
             for a in record.outputs
         ) or "—"
         cache = {"cached": "hit", "ran": "miss" if record.function else "new content"}.get(record.status, "—")
@@ -173,7 +173,7 @@ def _table(manifest: RunManifest) -> str:
             f'<tr data-node="{_e(node_id)}"><td><b>{_e(node_id)}</b></td><td>{function}</td>'
             f"<td>{_pill(record.status)}</td>"
             f'<td class="num">{_e(_seconds(record.duration))}</td><td class="num">{len(record.inputs)}</td>'
-            f'<td>{outputs}</td><td class="num">{_e(_size(sum(a.size for a in record.outputs)))}</td>'
+            f'<td>{outputs}</td><td class="num">{_e(human_size(sum(a.size for a in record.outputs)))}</td>'
             f"<td>{cache}</td><td>{key}</td><td>{_e(record.error or '')}</td></tr>"
         )
     head = ("<tr><th>node</th><th>function</th><th>status</th><th>duration</th><th>inputs</th><th>outputs</th>"
@@ -238,7 +238,8 @@ def _seconds(value: float | None) -> str:
     return f"{value / 60:.1f} min"
 
 
-def _size(size: int) -> str:
+def human_size(size: int) -> str:
+    """``1.5 MiB``: the one size format of reports and the command line."""
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":

@@ -28,8 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_store_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="URL", help="store URL (default: $WFE_STORE or ./.wfe)")
+def add_store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store-option",
         metavar="KEY=VALUE",
@@ -37,6 +36,11 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="backend option, repeatable (e.g. endpoint_url=http://127.0.0.1:9000)",
     )
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="URL", help="store URL (default: $WFE_STORE or ./.wfe)")
+    add_store_option(parser)
     parser.add_argument(
         "--cache",
         metavar="PATH[,SIZE]",

@@ -7,7 +7,7 @@ import re
 import sys
 from typing import Any
 
-from . import EXIT_FAILED, EXIT_OK, add_common_flags, parse_options
+from . import EXIT_FAILED, EXIT_OK, add_common_flags, add_store_option, parse_options
 
 _FALSIFYING = re.compile(r"^\s*E?\s*(Falsifying|Failing) (explicit )?(example|test case)", re.IGNORECASE)
 
@@ -20,13 +20,7 @@ def register(subparsers: Any) -> None:
         "fresh sub-prefix of URL. Exits 0 if every property holds, 1 if any fails.",
     )
     parser.add_argument("url", metavar="URL", help="store URL, e.g. memory://scratch or s3://bucket/prefix")
-    parser.add_argument(
-        "--store-option",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="backend option, repeatable (e.g. endpoint_url=http://127.0.0.1:9000)",
-    )
+    add_store_option(parser)
     parser.add_argument(
         "--profile",
         choices=("ci", "soak"),

@@ -7,18 +7,10 @@ import time
 from typing import Any, TextIO
 
 from .._models import NodeRecord
+from .._report import human_size
 
 SETTLED = ("ran", "cached", "failed", "skipped")
 REDRAW_INTERVAL = 0.1  # seconds
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def node_lines(node_id: str, record: NodeRecord) -> list[str]:

@@ -8,9 +8,10 @@ import sys
 import time
 from typing import Any
 
+from .._report import human_size
 from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, add_common_flags, add_store_argument, store_from_args
 from ._logging_setup import add_logging_flags, configure_logging
-from ._progress import human_size, make_display
+from ._progress import make_display
 
 __all__ = ["add_execution_flags", "human_size", "register"]
 
