@@ -54,22 +54,86 @@ def timed_run(workflow: Path, store: Path) -> tuple[float, float, dict[str, obje
     return wall, data["peak"], data["result"]
 
 
+# Stores are deleted at the end, not between runs: on ext4, creating files soon after deleting many
+# makes the kernel step over the recently freed inodes, which would bill one run for the last one's cleanup.
+STORES: list[Path] = []
+
+
+def new_store() -> Path:
+    STORES.append(Path(tempfile.mkdtemp(prefix="wfe-bench-")))
+    return STORES[-1]
+
+
 def cold_and_cached(workflow: Path, repeat: int) -> tuple[float, float, float, float]:
     colds, cacheds, peaks_cold, peaks_cached = [], [], [], []
     for _ in range(repeat):
-        store = Path(tempfile.mkdtemp(prefix="wfe-bench-"))
-        try:
-            wall, peak, _ = timed_run(workflow, store)
-            colds.append(wall)
-            peaks_cold.append(peak)
-            wall, peak, result = timed_run(workflow, store)
-            assert all(n["status"] == "cached" for n in result["nodes"].values())  # type: ignore[union-attr]
-            cacheds.append(wall)
-            peaks_cached.append(peak)
-        finally:
-            shutil.rmtree(store, ignore_errors=True)
+        store = new_store()
+        wall, peak, _ = timed_run(workflow, store)
+        colds.append(wall)
+        peaks_cold.append(peak)
+        wall, peak, result = timed_run(workflow, store)
+        assert all(n["status"] == "cached" for n in result["nodes"].values())  # type: ignore[union-attr]
+        cacheds.append(wall)
+        peaks_cached.append(peak)
     med = statistics.median
     return med(colds), med(cacheds), med(peaks_cold), med(peaks_cached)
+
+
+FLOOR = textwrap.dedent(
+    """
+    import hashlib, json, os, sys, time
+    root, n = sys.argv[1], int(sys.argv[2])
+    os.makedirs(root + "/tmp")
+    count = 0
+
+    def publish(rel, data):  # what a store write is at least: a temp file, linked into its fan-out folder
+        global count
+        count += 1
+        temp = f"{root}/tmp/{count}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+        final = f"{root}/{rel}"
+        try:
+            os.link(temp, final)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.link(temp, final)
+        os.unlink(temp)
+
+    def name(data):
+        return hashlib.sha256(data).hexdigest()
+
+    clock = time.perf_counter()
+    value = b"0"
+    for i in range(n):
+        config = json.dumps({"i": i}).encode()
+        publish(f"configs/{name(config)[:2]}/{name(config)[2:]}.json", config)
+        key = name(config + value)
+        lease = f"{root}/leases/{key}.json"
+        try:
+            fd = os.open(lease, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(lease), exist_ok=True)
+            fd = os.open(lease, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b'{"owner": "x", "expires": 0}')
+        os.close(fd)
+        value = str(int(value) + 1).encode()
+        publish(f"blobs/sha256/{name(value)[:2]}/{name(value)[2:]}", value)
+        publish(f"actions/{key[:2]}/{key[2:]}.json", b'{"outputs": [], "function": "step"}' + value)
+        os.unlink(lease)
+    print((time.perf_counter() - clock) / n * 1000)
+    """
+)
+
+
+def floor_per_node(n: int, repeat: int) -> float:
+    """ms per node for a bare loop doing a cold node's file operations: config, lease, blob, action."""
+    return statistics.median(
+        float(subprocess.run([sys.executable, "-c", FLOOR, str(new_store() / "s"), str(n)],
+                             capture_output=True, text=True, check=True).stdout)
+        for _ in range(repeat)
+    )
 
 
 def throughput(repeat: int, size: int) -> dict[str, float]:
@@ -129,6 +193,11 @@ def main() -> None:
         f"| start-up: 1-node run | {base_cold * 1000:.0f} ms cold, {base_cached * 1000:.0f} ms cached | < 250 ms |"
     )
     sizes = [100, 200, 1000] + ([] if args.quick else [10000])
+    for n in (200, 1000):
+        rows.append(
+            f"| limit: a cold node's file operations alone (config, lease, blob, action; no engine), "
+            f"{n} nodes on a fresh store | {floor_per_node(n, args.repeat):.3f} ms per node | - |"
+        )
     for shape in ("chain", "fanout"):
         for n in sizes:
             cold, cached, peak, _ = cold_and_cached(write(work, shape, n), args.repeat)
@@ -152,6 +221,8 @@ def main() -> None:
         f"(sha256 {io_rates['sha256']:.2f} GB/s, copy {io_rates['cp']:.2f} GB/s) | >= 1.0 / >= 1.2 GB/s |"
     )
     shutil.rmtree(work, ignore_errors=True)
+    for store in STORES:
+        shutil.rmtree(store, ignore_errors=True)
     print(f"wfe engine benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
           f"Python {sys.version.split()[0]}, "
           f"median of {args.repeat}\n")

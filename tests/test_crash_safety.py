@@ -48,12 +48,12 @@ KILLER = textwrap.dedent(
             return original_put(self, *args, **kwargs)
         records.ActionCache.put = put
     elif point == "manifest-write":    # the manifest's new version is staged, not yet published
-        original_publish = fsio._LocalStaging.publish
-        def publish(self, rel, *, exclusive):
-            if rel.startswith("runs/") and hit():
+        original_publish = fsio.LocalIO.publish_temp
+        def publish(self, temp, final, *, exclusive):
+            if final.startswith(self.root + "/runs/") and hit():
                 die()
-            return original_publish(self, rel, exclusive=exclusive)
-        fsio._LocalStaging.publish = publish
+            return original_publish(self, temp, final, exclusive=exclusive)
+        fsio.LocalIO.publish_temp = publish
 
     from wfe.cli import main
     sys.exit(main(sys.argv[3:]))

@@ -176,3 +176,17 @@ def capture_output(level: int = logging.INFO) -> Iterator[NodeCapture]:
     finally:
         _current.reset(token)
         _hooks.release()
+
+
+@contextlib.contextmanager
+def hooks_installed(level: int = logging.INFO) -> Iterator[None]:
+    """Keep the process-wide hooks in place for a while (a run whose nodes run in this process).
+
+    Each node's :func:`capture_output` then only counts itself in and out,
+    instead of adding and removing a logging handler every time.
+    """
+    _hooks.acquire(level)
+    try:
+        yield
+    finally:
+        _hooks.release()

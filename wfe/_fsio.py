@@ -30,21 +30,32 @@ CHUNK_SIZE = 4 * 1024 * 1024
 SPOOL_LIMIT = 8 * 1024 * 1024
 
 
-@contextlib.contextmanager
-def translate(operation: str, path: str) -> Iterator[None]:
-    """Turn backend errors into wfe's, keeping not-found and exists as builtins."""
-    try:
-        yield
-    except (FileNotFoundError, FileExistsError):
-        raise
-    except StoreError:
-        raise
-    except OSError as exc:
-        raise StoreError(f"{operation} {path!r} failed: {exc}") from exc
-    except Exception as exc:  # backend libraries raise their own types
-        if type(exc).__module__.startswith(("wfe.", "wfe")):
-            raise
-        raise StoreError(f"{operation} {path!r} failed: {type(exc).__name__}: {exc}") from exc
+class translate:
+    """Turn backend errors into wfe's, keeping not-found and exists as builtins.
+
+    A class rather than a generator context manager: it wraps every file
+    operation, and this costs a third as much.
+    """
+
+    __slots__ = ("operation", "path")
+
+    def __init__(self, operation: str, path: str) -> None:
+        self.operation = operation
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return
+        if isinstance(exc, (FileNotFoundError, FileExistsError, StoreError)):
+            return
+        if isinstance(exc, OSError):
+            raise StoreError(f"{self.operation} {self.path!r} failed: {exc}") from exc
+        if type(exc).__module__.startswith(("wfe.", "wfe")):  # backend libraries raise their own types
+            return
+        raise StoreError(f"{self.operation} {self.path!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
 class Staging:
@@ -154,6 +165,15 @@ class StorageIO:
 
     def stage(self) -> Staging:
         return _SpooledStaging(self)
+
+    def create_small(self, rel: str, data: bytes) -> bool:
+        """Create a small record only if ``rel`` does not exist; False if it does.
+
+        Unlike :meth:`write_bytes`, a reader may briefly see the record empty or
+        partly written (on local disk it is created in place, to save the temp
+        file and the link): for records whose readers allow for that (leases).
+        """
+        return self.write_bytes(rel, data, exclusive=True)
 
     def upload(self, local: IO[bytes], rel: str, size: int) -> None:
         """Put the whole content of ``local`` (positioned at 0) at ``rel``."""
@@ -271,20 +291,26 @@ class _LockedStaging(_SpooledStaging):
 
 
 class LocalIO(StorageIO):
-    """Local disk, using the OS directly: temp file in ``tmp/``, then a hard link (or rename)."""
+    """Local disk, using the OS directly: temp file in ``tmp/``, then a hard link (or rename).
+
+    Temp files all live in one folder and are linked into place: on ext4 that
+    is several times cheaper than creating each file in its own fan-out
+    folder, because new inodes are then allocated side by side.
+    """
 
     exclusive_publish = True  # os.link refuses an existing target
 
     def __init__(self, fs: Any, root: str) -> None:
         super().__init__(fs, os.path.abspath(root))
         self._made: set[str] = set()
+        self._tmp = f"{self.root}/tmp"
 
     @property
     def protocol(self) -> str:
         return "file"  # ``fs`` may be None: local disk is reached through os, not fsspec
 
     def path(self, rel: str) -> str:
-        return os.path.join(self.root, rel)
+        return f"{self.root}/{rel}"  # ``rel`` is built by wfe: relative, "/"-separated
 
     def local_path(self, rel: str) -> str | None:
         return self.path(rel)
@@ -297,8 +323,20 @@ class LocalIO(StorageIO):
 
     def read_bytes(self, rel: str) -> bytes:
         path = self.path(rel)
-        with translate("read", path), open(path, "rb") as handle:
-            return handle.read()
+        with translate("read", path):
+            fd = os.open(path, _READ_FLAGS)
+            try:
+                size = os.fstat(fd).st_size
+                if size < _SMALL:
+                    data = os.read(fd, size + 1)  # a short read of a regular file means its end
+                    if len(data) <= size:
+                        return data
+                else:
+                    data = b""
+                with io.FileIO(fd, "rb", closefd=False) as handle:
+                    return data + handle.readall()
+            finally:
+                os.close(fd)
 
     def open_read(self, rel: str) -> BinaryIO:
         path = self.path(rel)
@@ -328,6 +366,67 @@ class LocalIO(StorageIO):
     def stage(self) -> Staging:
         return _LocalStaging(self)
 
+    def write_bytes(self, rel: str, data: bytes, *, exclusive: bool = False) -> bool:
+        if len(data) > _SMALL:
+            return super().write_bytes(rel, data, exclusive=exclusive)
+        # The small-record path (several per node): the same steps as a staged write, fewer objects.
+        temp, fd = self.create_temp()
+        try:
+            with translate("write", temp):
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+            return self.publish_temp(temp, self.path(rel), exclusive=exclusive)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+
+    def create_small(self, rel: str, data: bytes) -> bool:
+        path = self.path(rel)
+        with translate("create", path):
+            try:
+                fd = os.open(path, _CREATE_FLAGS, 0o644)
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                self.makedirs(os.path.dirname(path))
+                try:
+                    fd = os.open(path, _CREATE_FLAGS, 0o644)
+                except FileExistsError:
+                    return False
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return True
+
+    def create_temp(self) -> tuple[str, int]:
+        """A new empty file in ``tmp/``: its path and an open descriptor."""
+        # A name unique to this process and write: cheaper than mkstemp's random retries (this runs
+        # several times per node); a clash with a dead process's leftover falls back to mkstemp.
+        temp = f"{self._tmp}/put-{os.getpid()}-{next(_STAGING_NAMES)}"
+        with translate("create", self._tmp):
+            try:
+                return temp, os.open(temp, _CREATE_FLAGS, 0o644)
+            except FileNotFoundError:
+                self.makedirs(self._tmp)
+            except FileExistsError:
+                pass
+            fd, temp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+            return temp, fd
+
+    def publish_temp(self, temp: str, final: str, *, exclusive: bool) -> bool:
+        """Move the finished ``temp`` to ``final``; False if ``exclusive`` and ``final`` exists."""
+        with translate("publish", final):
+            try:
+                return _link_or_replace(temp, final, exclusive)
+            except FileNotFoundError:
+                self.makedirs(os.path.dirname(final))  # the fan-out folder's first file
+                return _link_or_replace(temp, final, exclusive)
+
     def delete(self, rel: str) -> bool:
         path = self.path(rel)
         with translate("delete", path):
@@ -338,22 +437,33 @@ class LocalIO(StorageIO):
             return True
 
 
+def _link_or_replace(temp: str, final: str, exclusive: bool) -> bool:
+    if not exclusive:
+        os.replace(temp, final)
+        return True
+    try:
+        os.link(temp, final)  # fails if final exists: no overwrite, no race
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        raise  # the folder is missing: the caller makes it
+    except OSError:  # no hard links here (some network or FAT filesystems)
+        if os.path.exists(final):
+            return False
+        os.replace(temp, final)
+    return True
+
+
 _STAGING_NAMES = itertools.count()
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_SMALL = 1 << 20  # records and small blobs are read with one system call
 
 
 class _LocalStaging(Staging):
     def __init__(self, storage: LocalIO) -> None:
         self._storage = storage
-        tmp_dir = storage.path("tmp")
-        storage.makedirs(tmp_dir)
-        # A name unique to this process and write: cheaper than mkstemp's random retries (this runs
-        # twice per node); a clash with a dead process's leftover falls back to mkstemp.
-        self._temp = os.path.join(tmp_dir, f"put-{os.getpid()}-{next(_STAGING_NAMES)}")
-        with translate("create", tmp_dir):
-            try:
-                fd = os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            except FileExistsError:
-                fd, self._temp = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        self._temp, fd = storage.create_temp()
         self._file: IO[bytes] | None = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes | memoryview) -> None:
@@ -365,21 +475,7 @@ class _LocalStaging(Staging):
         assert self._file is not None
         self._file.close()
         self._file = None
-        final = self._storage.path(rel)
-        self._storage.makedirs(os.path.dirname(final))
-        with translate("publish", final):
-            if not exclusive:
-                os.replace(self._temp, final)
-                return True
-            try:
-                os.link(self._temp, final)  # fails if final exists: no overwrite, no race
-            except FileExistsError:
-                return False
-            except OSError:  # no hard links here (some network or FAT filesystems)
-                if os.path.exists(final):
-                    return False
-                os.replace(self._temp, final)
-            return True
+        return self._storage.publish_temp(self._temp, self._storage.path(rel), exclusive=exclusive)
 
     def discard(self) -> None:
         if self._file is not None:

@@ -1,8 +1,8 @@
 """A lease per action key, so runs that reach the same uncached action at once compute it once.
 
-A lease is a small record at ``leases/ab/<hex>.json`` (``{"owner", "expires"}``)
+A lease is a small record at ``leases/<hex>.json`` (``{"owner", "expires"}``)
 created with an exclusive write, which the backend itself refuses when the
-key exists: a hard link on local disk, ``If-None-Match: *`` on S3, a
+key exists: ``O_EXCL`` on local disk, ``If-None-Match: *`` on S3, a
 create-only upload on Supabase. Backends without such a write, and stores
 no other process can see, get no leases: every run computes, and the action
 cache's first-write-wins keeps results consistent either way.
@@ -33,6 +33,7 @@ from ._fsio import StorageIO
 PREFIX = "leases"
 DEFAULT_TTL = 300.0  # seconds a holder may compute before others stop waiting for it
 POLL = 0.2  # seconds between looks at the action cache while another run holds the lease
+WRITE_GRACE = 10.0  # seconds an unparsable lease (being written, or torn by a crash) counts as held
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,8 +72,9 @@ class LeaseInfo:
 
 
 def lease_path(key: str) -> str:
-    hexdigest = hex_of(key)
-    return f"{PREFIX}/{hexdigest[:2]}/{hexdigest[2:]}.json"
+    # One flat folder: leases live only while their action computes, so it stays small, and a
+    # fresh store is spared a fan-out folder per lease (a mkdir costs as much as several files).
+    return f"{PREFIX}/{hex_of(key)}.json"
 
 
 def supports_leases(storage: StorageIO) -> bool:
@@ -108,7 +110,7 @@ class Leases:
         data = json.dumps({"owner": self.owner, "expires": now + self.ttl}).encode()
         try:
             for _attempt in range(2):
-                if self._io.write_bytes(rel, data, exclusive=True):
+                if self._io.create_small(rel, data):
                     self._held[key] = now + self.ttl
                     return True
                 current = self.holder(key)
@@ -126,11 +128,10 @@ class Leases:
         return False
 
     def holder(self, key: str) -> LeaseInfo | None:
-        """The current lease for ``key``, or None if there is none (or it cannot be read)."""
+        """The current lease for ``key``, or None if there is none."""
         try:
-            document = json.loads(self._io.read_bytes(lease_path(key)))
-            return LeaseInfo(str(document["owner"]), float(document["expires"]))
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return read_lease(self._io, lease_path(key))
+        except FileNotFoundError:
             return None
 
     def claim(self, key: str, cached: Callable[[], T | None]) -> T | Waiting | None:
@@ -195,11 +196,27 @@ def expired_leases(storage: StorageIO, now: float | None = None) -> Iterator[str
     now = time.time() if now is None else now
     for rel in storage.walk(PREFIX):
         try:
-            document = json.loads(storage.read_bytes(rel))
-            lease = LeaseInfo(str(document["owner"]), float(document["expires"]))
+            lease = read_lease(storage, rel)
         except FileNotFoundError:
             continue
-        except (ValueError, KeyError, TypeError):
-            lease = None
-        if lease is None or not lease.live(now):
+        if not lease.live(now):
             yield rel
+
+
+def read_lease(storage: StorageIO, rel: str) -> LeaseInfo:
+    """The lease at ``rel`` (FileNotFoundError if none).
+
+    A lease is created in place, so it can be read empty or half written for
+    an instant: one that cannot be parsed counts as live for ``WRITE_GRACE``
+    seconds after it was last modified, and as expired after that.
+    """
+    data = storage.read_bytes(rel)
+    try:
+        document = json.loads(data)
+        return LeaseInfo(str(document["owner"]), float(document["expires"]))
+    except (ValueError, KeyError, TypeError):
+        try:
+            modified = storage.modified(rel)
+        except (FileNotFoundError, StoreError):
+            modified = None
+        return LeaseInfo("unreadable", (modified or 0.0) + WRITE_GRACE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ._digest import validate_digest
 from ._errors import WorkflowError
@@ -368,16 +370,22 @@ NodeStatus = Literal["ran", "cached", "failed", "skipped", "pending", "running"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 
 
-class NodeRecord(BaseModel):
-    model_config = ConfigDict(extra="allow")
+@pydantic_dataclass(slots=True, config=ConfigDict(extra="ignore"))
+class NodeRecord:
+    """What happened to one node in a run.
+
+    A slotted dataclass rather than a model: a run keeps one per node for its
+    whole length, and this takes a fifth of the memory. Keys it does not know
+    (from a newer wfe) are ignored when a manifest is read.
+    """
 
     status: NodeStatus = "pending"
     function: str | None = None
     version: str | None = None
     config: str | None = None
     action_key: str | None = None
-    inputs: list[Artifact] = Field(default_factory=list)
-    outputs: list[Artifact] = Field(default_factory=list)
+    inputs: list[Artifact] = dataclasses.field(default_factory=list)
+    outputs: list[Artifact] = dataclasses.field(default_factory=list)
     started: float | None = None
     duration: float | None = None
     error: str | None = None
@@ -386,6 +394,7 @@ class NodeRecord(BaseModel):
     elements: list[dict[str, Any]] | None = None  # a mapped node: action key, status, outputs per element
     iterations: int | None = None  # a loop node: how many iterations ran or were replayed
     subruns: list[str] | None = None  # sub-workflow and loop nodes: the run ids of their inner runs
+    recomputed: bool | None = None  # an ephemeral output of it was lost and computed again for a consumer
 
 
 class RunManifest(BaseModel):

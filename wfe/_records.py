@@ -18,6 +18,7 @@ from ._models import ActionResult, FunctionSpec, RunManifest
 from ._names import decode_name, encode_name
 
 MAX_RECORD_BYTES = 256 * 1024 * 1024
+MEMO_BYTES = 16 * 1024 * 1024  # configs kept in memory per process, once written or read
 
 
 def _load_json(data: bytes, what: str) -> Any:
@@ -55,6 +56,7 @@ class ConfigStore:
     def __init__(self, storage: StorageIO) -> None:
         self._io = storage
         self._seen: dict[str, bytes] = {}
+        self._seen_bytes = 0
 
     def put(self, config: dict[str, Any]) -> str:
         if not isinstance(config, dict):
@@ -66,6 +68,12 @@ class ConfigStore:
             self._io.write_bytes(rel, data, exclusive=True)
         return digest
 
+    def _remember(self, digest: str, data: bytes) -> None:
+        # Content-addressed: the bytes under a digest never change, so keeping them is always right.
+        if digest not in self._seen and self._seen_bytes + len(data) <= MEMO_BYTES:
+            self._seen[digest] = data
+            self._seen_bytes += len(data)
+
     def get(self, digest: str) -> dict[str, Any]:
         data = self._seen.get(digest)
         if data is None:
@@ -74,12 +82,11 @@ class ConfigStore:
                 data = self._io.read_bytes(rel)
             except FileNotFoundError:
                 raise NotFoundError(f"no config {digest}") from None
-            if digest_of(data) == digest and len(self._seen) < 4096:
-                self._seen[digest] = data  # content-addressed: the bytes under a digest never change
-        if digest_of(data) != digest:
-            from ._errors import IntegrityError
+            if digest_of(data) != digest:
+                from ._errors import IntegrityError
 
-            raise IntegrityError(digest, "config record does not match its digest")
+                raise IntegrityError(digest, "config record does not match its digest")
+            self._remember(digest, data)
         value: dict[str, Any] = _load_json(data, f"config {digest}")
         return value
 
@@ -87,7 +94,7 @@ class ConfigStore:
         return self._io.exists(_hexed_path(self.PREFIX, digest))
 
     def delete(self, digest: str) -> bool:
-        self._seen.pop(digest, None)
+        self._seen_bytes -= len(self._seen.pop(digest, b""))
         return self._io.delete(_hexed_path(self.PREFIX, digest))
 
     def __iter__(self) -> Iterator[str]:
@@ -114,8 +121,9 @@ class ActionCache:
     def put(self, key: str, result: ActionResult, *, overwrite: bool = False) -> bool:
         rel = _hexed_path(self.PREFIX, key)
         data = canonical_json(result.model_dump(mode="json", exclude_none=True))
-        if not overwrite and self._io.exists(rel):
-            return False
+        backend_refuses = self._io.conditional_create or self._io.exclusive_publish
+        if not overwrite and not backend_refuses and self._io.exists(rel):
+            return False  # an exclusive write would not know: check first
         return self._io.write_bytes(rel, data, exclusive=not overwrite)
 
     def lookup(self, key: str) -> ActionResult | None:

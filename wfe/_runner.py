@@ -7,16 +7,17 @@ import os
 import signal
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import _units as units
-from ._digest import action_key
+from ._capture import hooks_installed
+from ._digest import action_key, canonical_json
 from ._errors import WfeError, WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import load_workflow_modules
@@ -31,6 +32,7 @@ from ._task import Task, TaskResult, element_bytes, run_task
 EventHandler = Callable[[str, NodeRecord], None]
 MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
 POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
+FRESH_BYTES = 8 * 1024 * 1024  # small blobs just stored, kept to hand to nodes run in this process
 
 log = logging.getLogger(__name__)
 __all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan", "run"]
@@ -130,6 +132,27 @@ def run(
     return result
 
 
+class FreshBlobs:
+    """Small blobs that nodes in this process just stored, by digest; the oldest go first past ``budget`` bytes.
+
+    The bytes are the very ones hashed into their digest, so handing them to a
+    node downstream is the same as reading the blob back, minus the read.
+    """
+
+    def __init__(self, budget: int = FRESH_BYTES) -> None:
+        self.blobs: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+        self.budget = budget
+
+    def add(self, blobs: dict[str, bytes]) -> None:
+        for digest, data in blobs.items():
+            if digest not in self.blobs:
+                self.blobs[digest] = data
+                self.size += len(data)
+        while self.size > self.budget:
+            self.size -= len(self.blobs.popitem(last=False)[1])
+
+
 class _Run:
     manifest: RunManifest
     def __init__(
@@ -150,6 +173,9 @@ class _Run:
         self.outer = outer
         # Bytes that are not blobs: ephemeral outputs of this run (shared with sub-runs) and their producers.
         self.memory: dict[str, bytes] = outer.memory if outer is not None else {}
+        # Small blobs nodes in this process just stored: handed to the nodes downstream directly.
+        self.fresh: FreshBlobs = outer.fresh if outer is not None else FreshBlobs()
+        self.configs: dict[str, bytes] = {}  # config digest -> canonical JSON, for in-process tasks
         self.producers: dict[str, str] = {}
         self.map_pending: dict[str, int] = {}
         self.store = store
@@ -185,7 +211,10 @@ class _Run:
         self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
         for p in self.planned.values():
             if p.kind not in ("input", "file"):
-                p.config_digest = self.store.configs.put(self.graph.node(p.node_id).config)
+                config = self.graph.node(p.node_id).config
+                p.config_digest = self.store.configs.put(config)
+                if self.inline:
+                    self.configs[p.config_digest] = canonical_json(config)  # handed to in-process tasks
         for entry in {id(p.function): p.function for p in self.planned.values() if p.function}.values():
             self.store.functions.put(entry.spec)
         for node_id in self.order:
@@ -199,7 +228,7 @@ class _Run:
         log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.graph.name,
                  len(self.order), self.handle.description, self.store.url)
         try:
-            with self._sigint_stops_scheduling():
+            with self._sigint_stops_scheduling(), hooks_installed() if self.inline else nullcontext():
                 self._loop()
         except KeyboardInterrupt:
             self._interrupted()
@@ -391,6 +420,9 @@ class _Run:
         p = self.planned[node_id]
         assert p.function is not None
         spec = p.function.spec
+        fresh = self.fresh.blobs if self.inline else {}  # a worker process reads blobs itself
+        payloads = tuple((a.digest, self.payload(a)) for a in inputs if not a.stored or a.digest in fresh)
+        config = self.configs.get(p.config_digest)
         return Task(
             node_id=node_id,
             function=spec.name,
@@ -401,13 +433,15 @@ class _Run:
             store_options=self.options,
             modules=self.modules,
             ref=p.function.ref,
-            payloads=tuple((a.digest, self.payload(a)) for a in inputs if not a.stored),
+            payloads=payloads if config is None else (*payloads, (p.config_digest, config)),
         )
 
     def payload(self, artifact: Artifact) -> bytes:
         """The bytes of an input that is not a blob; an ephemeral one lost to a restart is recomputed."""
         if artifact.kind == "inline":
             return element_bytes(artifact)
+        if artifact.stored:
+            return self.fresh.blobs[artifact.digest]
         if artifact.digest not in self.memory:
             units.recompute(self, artifact.digest)
         return self.memory[artifact.digest]
@@ -437,6 +471,7 @@ class _Run:
             started = self.manifest.nodes[node_id].started or time.time()
             result = TaskResult(node_id, None, started, 0.0, f"{type(exc).__name__}: {exc}")
         self.memory.update(result.payloads or {})
+        self.fresh.add(result.fresh or {})
         return result
 
     def record_action(self, node_id: str, key: str, inputs: list[Artifact], result: TaskResult) -> None:

@@ -46,7 +46,8 @@ class Task:
     ref: str = ""  # "module:qualname" the coordinator resolved; imported on a worker that lacks it
     log_level: int = logging.INFO  # what the node's log records are captured from
     # The bytes of inputs that are not blobs: inline values (small by definition) and ephemeral
-    # outputs, which by definition exist only in the run's memory.
+    # outputs, which by definition exist only in the run's memory. In the coordinator's own process,
+    # also the config and small blobs it has in memory, by digest, to save reading them back.
     payloads: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
 
 
@@ -60,7 +61,12 @@ class TaskResult:
     traceback: str | None = None
     log: str | None = None  # digest of a text/plain blob: what the function printed and logged
     payloads: dict[str, bytes] | None = None  # the bytes of ephemeral outputs, by digest
+    # Run in the coordinator's process only: the bytes of small stored outputs, by digest, so a
+    # node downstream in the same process is handed them instead of reading the blob back.
+    fresh: dict[str, bytes] | None = None
 
+
+FRESH_LIMIT = 64 * 1024  # stored outputs up to this size are handed on in memory within a process
 
 _STORES: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
 
@@ -75,12 +81,17 @@ def _open_cached(url: str, options: tuple[tuple[str, Any], ...]) -> Any:
     return store
 
 
+_LOADED: set[tuple[str, str]] = set()  # (folder, module) pairs this process has imported
+
+
 def _resolve(task: Task) -> Any:
     from ._errors import UnknownFunctionError
     from ._functions import load_workflow_modules, resolve
 
-    for directory, module in task.modules:
-        load_workflow_modules(directory, [module])
+    for pair in task.modules:
+        if pair not in _LOADED:
+            load_workflow_modules(pair[0], [pair[1]])
+            _LOADED.add(pair)
     try:
         return resolve(task.function)
     except UnknownFunctionError:
@@ -103,6 +114,7 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
     """
     started = time.time()
     clock = time.perf_counter()
+    in_process = store is not None  # the coordinator handed its own store: same process
     scratch: str | None = None
     result: TaskResult
     with capture_output(task.log_level) as captured:
@@ -116,8 +128,9 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                     f"function {task.function!r} is now version {spec.version}, "
                     f"but the task was planned for {task.version}"
                 )
-            config = store.configs.get(task.config_digest)
             payloads = dict(task.payloads)
+            config_bytes = payloads.get(task.config_digest)  # handed over in process
+            config = json.loads(config_bytes) if config_bytes is not None else store.configs.get(task.config_digest)
             args = []
             for declared, (digest, mime) in zip(spec.inputs, task.inputs, strict=False):
                 if declared.as_path:
@@ -133,8 +146,10 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                 else:
                     args.append(_decode_input(store, payloads, digest, mime))
             value = entry.func(*args, **config)
-            outputs, produced = _store_outputs(store, spec.outputs, value)
-            result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced)
+            fresh: dict[str, bytes] | None = {} if in_process else None
+            outputs, produced = _store_outputs(store, spec.outputs, value, fresh)
+            result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced,
+                                fresh=fresh)
         except Exception as exc:
             logging.getLogger(__name__).debug("node %s failed", task.node_id, exc_info=True)
             result = TaskResult(
@@ -174,8 +189,13 @@ def element_bytes(artifact: Artifact) -> bytes:
     return encode_json(artifact.value)
 
 
-def _store_outputs(store: Any, specs: tuple[OutputSpec, ...], value: Any) -> tuple[list[Artifact], dict[str, bytes]]:
-    """Put each returned value by its output's kind; return the artifacts and the ephemeral bytes."""
+def _store_outputs(
+    store: Any, specs: tuple[OutputSpec, ...], value: Any, fresh: dict[str, bytes] | None = None
+) -> tuple[list[Artifact], dict[str, bytes]]:
+    """Put each returned value by its output's kind; return the artifacts and the ephemeral bytes.
+
+    Small stored outputs are also added to ``fresh`` (by digest) when it is given.
+    """
     if len(specs) == 0:
         return [], {}
     if len(specs) == 1:
@@ -194,6 +214,8 @@ def _store_outputs(store: Any, specs: tuple[OutputSpec, ...], value: Any) -> tup
         if spec.kind == "persisted":
             digest, size = store.blobs.put_sized(encoded)
             outputs.append(Artifact(digest=digest, mime=spec.mime, size=size, name=spec.name))
+            if fresh is not None and isinstance(encoded, bytes) and size <= FRESH_LIMIT:
+                fresh[digest] = encoded  # the very bytes just hashed into ``digest``
             continue
         data = _read_all(encoded)
         if spec.kind == "inline":

@@ -231,7 +231,7 @@ def recompute(run: _Run, digest: str) -> None:
     if result.outputs is None or digest not in run.memory:
         detail = result.error or "its output came out different"
         raise WfeError(f"recomputing {producer!r} for its ephemeral output failed: {detail}")
-    record.recomputed = True  # type: ignore[attr-defined]
+    record.recomputed = True
 
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from .._report import human_size
@@ -60,8 +61,8 @@ def main(args: argparse.Namespace) -> int:
     clock = time.perf_counter()
     display = make_display(len(graph.nodes), quiet=args.json)
     try:
-        result = run(args.workflow, store, executor=args.executor, jobs=args.jobs, force=args.force,
-                     on_event=display)
+        result = run(graph, store, executor=args.executor, jobs=args.jobs, force=args.force, on_event=display,
+                     base_dir=Path(args.workflow).resolve().parent)
     except KeyboardInterrupt as exc:
         if display is not None:
             display.close()
@@ -71,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
     if display is not None:
         display.close()
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        # Indented for a person; compact for a program (the pure-Python indenting encoder is slow).
+        print(json.dumps(result.to_json(), indent=2 if sys.stdout.isatty() else None))
     else:
         counts = result.manifest.counts()
         summary = ", ".join(f"{counts[s]} {s}" for s in ("ran", "cached", "failed", "skipped") if counts.get(s))
