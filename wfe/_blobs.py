@@ -17,6 +17,7 @@ from ._fsio import CHUNK_SIZE, StorageIO
 BlobSource = Union[bytes, bytearray, memoryview, IO[bytes], "os.PathLike[str]"]
 
 BLOB_PREFIX = "blobs/sha256"
+SMALL_BLOB = 64 * 1024  # bytes
 _HASH_POOL: ThreadPoolExecutor | None = None
 _HASH_POOL_LOCK = threading.Lock()
 
@@ -90,7 +91,10 @@ class BlobStore:
         hasher.update(data)
         digest = PREFIX + hasher.hexdigest()
         rel = blob_path(digest)
-        if not self._io.conditional_create and self._io.exists(rel):
+        # Ask first unless the write itself refuses an existing blob and the data is small enough
+        # that writing it in vain costs less than asking every time.
+        refuses = self._io.conditional_create or (self._io.exclusive_publish and len(data) <= SMALL_BLOB)
+        if not refuses and self._io.exists(rel):
             return digest, len(data), False
         return digest, len(data), self._io.write_bytes(rel, data, exclusive=True)
 

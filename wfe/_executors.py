@@ -221,6 +221,9 @@ class ExecutorHandle:
     in_process: bool
     owned: bool = True
     description: str = ""
+    # Tasks the coordinator keeps submitted at once: enough to keep every worker busy, and no more,
+    # so a wide fan-out does not hold every finished node's result in memory before settling it.
+    capacity: int | None = None
     _closed: bool = field(default=False, repr=False)
 
     def close(self, *, cancel: bool = False) -> None:
@@ -240,14 +243,15 @@ def build_executor(spec: str | ExecutorSpec, jobs: int | None, *, shared: bool =
     check_jobs(jobs)
     check_store(parsed, shared, url)
     if parsed.kind == "inline":
-        return ExecutorHandle(InlineExecutor(), True, description="inline")
+        return ExecutorHandle(InlineExecutor(), True, description="inline", capacity=1)
     if parsed.kind == "threads":
         workers = jobs or min(32, (os.cpu_count() or 1) + 4)
         return ExecutorHandle(ThreadPoolExecutor(workers, thread_name_prefix="wfe"), True,
-                              description=f"threads ({workers})")
+                              description=f"threads ({workers})", capacity=2 * workers)
     if parsed.kind == "processes":
         workers = jobs or os.cpu_count() or 1
-        return ExecutorHandle(RestartingProcessPool(workers), False, description=f"processes ({workers})")
+        return ExecutorHandle(RestartingProcessPool(workers), False, description=f"processes ({workers})",
+                              capacity=2 * workers)
     executor = DaskExecutor(parsed.address, jobs)
     return ExecutorHandle(executor, False, description=f"dask ({parsed.address or 'local cluster'})")
 
@@ -259,4 +263,5 @@ def wrap_executor(executor: Executor, *, shared: bool = True, url: str = "") -> 
         raise ExecutorError(
             f"store {url} exists only in this process, so a {type(executor).__name__} cannot reach it"
         )
-    return ExecutorHandle(executor, in_process, owned=False, description=type(executor).__name__)
+    capacity = 1 if isinstance(executor, InlineExecutor) else None
+    return ExecutorHandle(executor, in_process, owned=False, description=type(executor).__name__, capacity=capacity)

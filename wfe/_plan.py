@@ -25,14 +25,14 @@ NodeKind = Literal["input", "file", "function", "map", "workflow", "loop"]
 MAX_NESTING = 32
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Port:
     name: str | None
     mime: str
     kind: str = "persisted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InPort:
     name: str | None
     mime: str
@@ -48,7 +48,7 @@ class InnerPlan:
     version: str  # covers the inner graph and every function version in it, recursively
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedNode:
     node_id: str
     function: Registered | None

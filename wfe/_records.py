@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ._digest import canonical_json, digest_of, hex_of, validate_digest
 from ._errors import InvalidNameError, NotFoundError, StoreError
 from ._fsio import StorageIO
-from ._models import ActionResult, FunctionSpec, RunManifest
+from ._models import ActionResult, FunctionSpec, NodeRecord, RunManifest
 from ._names import decode_name, encode_name
 
 MAX_RECORD_BYTES = 256 * 1024 * 1024
@@ -172,6 +172,21 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
+STREAM_NODES = 1000  # run records of this many nodes or more are written piece by piece
+STREAM_CHUNK = 1024 * 1024
+_NODE_RECORD: TypeAdapter[NodeRecord] = TypeAdapter(NodeRecord)
+
+
+def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
+    """The manifest's JSON in pieces: its fields, then one node record at a time."""
+    head = json.dumps(manifest.model_dump(mode="json", exclude_none=True, exclude={"nodes"}), ensure_ascii=False)
+    yield head[:-1].encode("utf-8") + b', "nodes": {'
+    for index, (node_id, record) in enumerate(manifest.nodes.items()):
+        yield (b"," if index else b"") + json.dumps(node_id).encode() + b":"
+        yield _NODE_RECORD.dump_json(record, exclude_none=True)
+    yield b"}}"
+
+
 class RunStore:
     """Run manifests under ``runs/<run-id>.json``; ``put`` overwrites (a run is updated as it goes)."""
 
@@ -184,8 +199,23 @@ class RunStore:
         return f"{self.PREFIX}/{validate_run_id(run_id)}.json"
 
     def put(self, manifest: RunManifest) -> None:
-        data = manifest.model_dump_json(exclude_none=True).encode("utf-8")
-        self._io.write_bytes(self._path(manifest.run_id), data)
+        rel = self._path(manifest.run_id)
+        if len(manifest.nodes) < STREAM_NODES:
+            self._io.write_bytes(rel, manifest.__pydantic_serializer__.to_json(manifest, exclude_none=True))
+            return
+        # A large run's record is written a node at a time: never a second copy of it in memory.
+        staging = self._io.stage()
+        try:
+            buffer = bytearray()
+            for piece in _manifest_pieces(manifest):
+                buffer += piece
+                if len(buffer) >= STREAM_CHUNK:
+                    staging.write(bytes(buffer))
+                    buffer.clear()
+            staging.write(bytes(buffer))
+            staging.publish(rel, exclusive=False)
+        finally:
+            staging.discard()
 
     def get(self, run_id: str) -> RunManifest:
         try:

@@ -33,6 +33,7 @@ EventHandler = Callable[[str, NodeRecord], None]
 MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
 POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
 FRESH_BYTES = 8 * 1024 * 1024  # small blobs just stored, kept to hand to nodes run in this process
+FRESH_COUNT = 1024  # and at most this many of them
 
 log = logging.getLogger(__name__)
 __all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan", "run"]
@@ -139,17 +140,18 @@ class FreshBlobs:
     node downstream is the same as reading the blob back, minus the read.
     """
 
-    def __init__(self, budget: int = FRESH_BYTES) -> None:
+    def __init__(self, budget: int | None = None, count: int | None = None) -> None:
         self.blobs: OrderedDict[str, bytes] = OrderedDict()
         self.size = 0
-        self.budget = budget
+        self.budget = FRESH_BYTES if budget is None else budget
+        self.count = FRESH_COUNT if count is None else count
 
     def add(self, blobs: dict[str, bytes]) -> None:
         for digest, data in blobs.items():
             if digest not in self.blobs:
                 self.blobs[digest] = data
                 self.size += len(data)
-        while self.size > self.budget:
+        while self.size > self.budget or len(self.blobs) > self.count:
             self.size -= len(self.blobs.popitem(last=False)[1])
 
 
@@ -175,7 +177,6 @@ class _Run:
         self.memory: dict[str, bytes] = outer.memory if outer is not None else {}
         # Small blobs nodes in this process just stored: handed to the nodes downstream directly.
         self.fresh: FreshBlobs = outer.fresh if outer is not None else FreshBlobs()
-        self.configs: dict[str, bytes] = {}  # config digest -> canonical JSON, for in-process tasks
         self.producers: dict[str, str] = {}
         self.map_pending: dict[str, int] = {}
         self.store = store
@@ -211,10 +212,7 @@ class _Run:
         self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
         for p in self.planned.values():
             if p.kind not in ("input", "file"):
-                config = self.graph.node(p.node_id).config
-                p.config_digest = self.store.configs.put(config)
-                if self.inline:
-                    self.configs[p.config_digest] = canonical_json(config)  # handed to in-process tasks
+                p.config_digest = self.store.configs.put(self.graph.node(p.node_id).config)
         for entry in {id(p.function): p.function for p in self.planned.values() if p.function}.values():
             self.store.functions.put(entry.spec)
         for node_id in self.order:
@@ -275,10 +273,11 @@ class _Run:
         waiting = {node_id: len(self.planned[node_id].upstream) for node_id in self.order}
         ready = deque(node_id for node_id in self.order if waiting[node_id] == 0)
         in_flight: dict[Future[TaskResult], Pending] = {}
+        capacity = self.handle.capacity
         try:
             while ready or in_flight or self.lease_waits:
                 ready.extend(self._leases_due())
-                while ready and not self.stop_requested:
+                while ready and not self.stop_requested and (capacity is None or len(in_flight) < capacity):
                     node_id = ready.popleft()
                     submitted = self._start(node_id)
                     if submitted is None:
@@ -298,7 +297,9 @@ class _Run:
                 if self.stop_requested:
                     for future in in_flight:
                         future.cancel()  # queued ones never start; running ones finish and are kept
-                done, _ = wait(list(in_flight), timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
+                done = [future for future in in_flight if future.done()]  # an inline task is done at once
+                if not done:
+                    done = list(wait(list(in_flight), timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)[0])
                 for future in done:
                     pending = in_flight.pop(future)
                     node_id = pending.node_id
@@ -422,7 +423,8 @@ class _Run:
         spec = p.function.spec
         fresh = self.fresh.blobs if self.inline else {}  # a worker process reads blobs itself
         payloads = tuple((a.digest, self.payload(a)) for a in inputs if not a.stored or a.digest in fresh)
-        config = self.configs.get(p.config_digest)
+        # In process, hand over the config too (the same canonical JSON its digest was taken of).
+        config = canonical_json(self.graph.node(node_id).config) if self.inline else None
         return Task(
             node_id=node_id,
             function=spec.name,

@@ -22,7 +22,8 @@ from typing import Any
 from ._capture import capture_output
 from ._codecs import ARTIFACT_LIST, decode, encode, encode_json
 from ._digest import digest_of
-from ._errors import WfeError
+from ._errors import UnknownFunctionError, WfeError
+from ._functions import load_workflow_modules, resolve
 from ._models import INLINE_LIMIT, Artifact, OutputSpec, mime_base
 
 
@@ -85,9 +86,6 @@ _LOADED: set[tuple[str, str]] = set()  # (folder, module) pairs this process has
 
 
 def _resolve(task: Task) -> Any:
-    from ._errors import UnknownFunctionError
-    from ._functions import load_workflow_modules, resolve
-
     for pair in task.modules:
         if pair not in _LOADED:
             load_workflow_modules(pair[0], [pair[1]])
