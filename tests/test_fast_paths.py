@@ -118,3 +118,12 @@ def test_a_small_blob_put_twice_is_stored_once(tmp_path: Path) -> None:
     first, second = store.blobs.put_new(b"same"), store.blobs.put_new(b"same")
     assert first[2] and not second[2] and first[:2] == second[:2]
     assert sorted(os.listdir(store.io.path("tmp"))) == []  # the refused temp file is gone too
+
+
+def test_large_bytes_are_hashed_beside_the_write_and_stored_once(tmp_path: Path) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    data = os.urandom(3 << 20) * 3  # several chunks: the hash runs in a helper thread while they are written
+    first, second = store.blobs.put_new(data), store.blobs.put_new(data)
+    assert first == (digest_of(data), len(data), True) and second == (digest_of(data), len(data), False)
+    assert store.blobs.get(first[0]) == data
+    assert os.listdir(store.io.path("tmp")) == []  # the second copy's temp file is gone
