@@ -127,3 +127,13 @@ def test_large_bytes_are_hashed_beside_the_write_and_stored_once(tmp_path: Path)
     assert first == (digest_of(data), len(data), True) and second == (digest_of(data), len(data), False)
     assert store.blobs.get(first[0]) == data
     assert os.listdir(store.io.path("tmp")) == []  # the second copy's temp file is gone
+
+
+def test_the_streamed_json_result_is_the_json_result(tmp_path: Path) -> None:
+    import io
+
+    result = wfe.run(fan_out(3), str(tmp_path / "store"), base_dir=FUNCTIONS)
+    out = io.StringIO()
+    result.write_json(out)
+    assert out.getvalue().endswith("}\n") and json.loads(out.getvalue()) == result.to_json()
+    assert set(result.to_json()["nodes"]) == {"seed", "leaf0", "leaf1", "leaf2"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -13,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from . import _units as units
 from ._capture import hooks_installed
@@ -70,19 +71,24 @@ class RunResult:
         return self.manifest.nodes[node_id].outputs
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.manifest.run_id,
-            "status": self.manifest.status,
-            "nodes": {
-                node_id: {
-                    "status": record.status,
-                    "outputs": [o.model_dump(mode="json", exclude_none=True) for o in record.outputs],
-                    **({"error": record.error} if record.error else {}),
-                    **({"log": record.log} if record.log else {}),
-                }
-                for node_id, record in self.manifest.nodes.items()
-            },
-        }
+        return {"run_id": self.manifest.run_id, "status": self.manifest.status, "nodes": dict(self.nodes_json())}
+
+    def nodes_json(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(node id, its JSON summary)`` per node, one at a time (a large run need not be held twice)."""
+        for node_id, record in self.manifest.nodes.items():
+            yield node_id, {
+                "status": record.status,
+                "outputs": [o.model_dump(mode="json", exclude_none=True) for o in record.outputs],
+                **({"error": record.error} if record.error else {}),
+                **({"log": record.log} if record.log else {}),
+            }
+
+    def write_json(self, out: TextIO) -> None:
+        """Write :meth:`to_json` as compact JSON, a node at a time."""
+        out.write(json.dumps({"run_id": self.manifest.run_id, "status": self.manifest.status})[:-1] + ', "nodes": {')
+        for index, (node_id, summary) in enumerate(self.nodes_json()):
+            out.write(("," if index else "") + json.dumps(node_id) + ":" + json.dumps(summary))
+        out.write("}}\n")
 
 
 def run(

@@ -72,8 +72,10 @@ def main(args: argparse.Namespace) -> int:
     if display is not None:
         display.close()
     if args.json:
-        # Indented for a person; compact for a program (the pure-Python indenting encoder is slow).
-        print(json.dumps(result.to_json(), indent=2 if sys.stdout.isatty() else None))
+        if sys.stdout.isatty():
+            print(json.dumps(result.to_json(), indent=2))  # for a person
+        else:
+            result.write_json(sys.stdout)  # for a program: compact, a node at a time
     else:
         counts = result.manifest.counts()
         summary = ", ".join(f"{counts[s]} {s}" for s in ("ran", "cached", "failed", "skipped") if counts.get(s))
