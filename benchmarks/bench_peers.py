@@ -219,11 +219,16 @@ def run_all(tools: list[Tool], repeat: int, n: int, big_mib: int) -> dict[str, d
         scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-"))
         sample(tool, "chain", 1, scratch / "cache", False)
         shutil.rmtree(scratch, ignore_errors=True)
+    # Caches of small files go at the end: on ext4, files created soon after many were deleted cost more
+    # (the kernel steps over recently freed inodes), which would bill each run for the previous one's
+    # cleanup. A large output's cache goes at once, or its dirty pages would slow the next run's writes.
+    kept: list[Path] = []
     for round_ in range(1, repeat + 1):
         for workload in WORKLOADS:
             shape, size = shapes[workload]
             for tool in tools:
                 scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-"))
+                kept.append(scratch)
                 try:
                     for cached in (False, True):
                         got = sample(tool, shape, size, scratch / "cache", cached)
@@ -237,7 +242,10 @@ def run_all(tools: list[Tool], repeat: int, n: int, big_mib: int) -> dict[str, d
                             flush=True,
                         )
                 finally:
-                    shutil.rmtree(scratch, ignore_errors=True)
+                    if workload == "big":
+                        shutil.rmtree(scratch, ignore_errors=True)
+    for scratch in kept:
+        shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 

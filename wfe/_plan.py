@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._codecs import ARTIFACT_LIST, is_json
-from ._digest import digest_json, is_digest
+from ._digest import canonical_json, digest_json, digest_of, is_digest
 from ._errors import WfeError, WorkflowError
 from ._functions import Registered, load_workflow_modules, resolve
 from ._models import LoopSpec, Node, WorkflowGraph, load_workflow, mime_base, mime_matches, parse_workflow
@@ -61,6 +61,7 @@ class PlannedNode:
     outputs: list[Port] = field(default_factory=list)
     inner: InnerPlan | None = None
     loop: LoopSpec | None = None
+    config_json: bytes = b""  # the canonical JSON its config digest was taken of
 
     @property
     def version(self) -> str:
@@ -92,7 +93,8 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
             )
             continue
         try:
-            config_digest = digest_json(node.config)
+            config_json = canonical_json(node.config)
+            config_digest = digest_of(config_json)
         except (ValueError, RecursionError) as exc:
             raise WorkflowError(f"node {node_id!r}: config is not storable JSON: {exc}") from None
         entry: Registered | None = None
@@ -119,7 +121,7 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
                 _check_loop(node_id, node.loop, inner, outputs)
         sources = _wire(node_id, kind, declared, incoming[node_id], planned)
         planned[node_id] = PlannedNode(
-            node_id, entry, None, None, config_digest, sources, upstream, kind, outputs, inner, node.loop
+            node_id, entry, None, None, config_digest, sources, upstream, kind, outputs, inner, node.loop, config_json
         )
     return list(planned.values())
 

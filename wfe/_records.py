@@ -63,10 +63,14 @@ class ConfigStore:
             raise TypeError(f"a config is a JSON object (dict), not {type(config).__name__}")
         data = canonical_json(config)
         digest = digest_of(data)
+        self.put_json(data, digest)
+        return digest
+
+    def put_json(self, data: bytes, digest: str) -> None:
+        """Store a config already in canonical JSON whose digest the caller took (the planner does)."""
         rel = _hexed_path(self.PREFIX, digest)
         if not self._io.exists(rel):
             self._io.write_bytes(rel, data, exclusive=True)
-        return digest
 
     def _remember(self, digest: str, data: bytes) -> None:
         # Content-addressed: the bytes under a digest never change, so keeping them is always right.
@@ -120,7 +124,7 @@ class ActionCache:
 
     def put(self, key: str, result: ActionResult, *, overwrite: bool = False) -> bool:
         rel = _hexed_path(self.PREFIX, key)
-        data = canonical_json(result.model_dump(mode="json", exclude_none=True))
+        data = ActionResult.__pydantic_serializer__.to_json(result, exclude_none=True)
         backend_refuses = self._io.conditional_create or self._io.exclusive_publish
         if not overwrite and not backend_refuses and self._io.exists(rel):
             return False  # an exclusive write would not know: check first
@@ -175,6 +179,7 @@ def validate_run_id(run_id: str) -> str:
 STREAM_NODES = 1000  # run records of this many nodes or more are written piece by piece
 STREAM_CHUNK = 1024 * 1024
 _NODE_RECORD: TypeAdapter[NodeRecord] = TypeAdapter(NodeRecord)
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
@@ -182,7 +187,9 @@ def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
     head = json.dumps(manifest.model_dump(mode="json", exclude_none=True, exclude={"nodes"}), ensure_ascii=False)
     yield head[:-1].encode("utf-8") + b', "nodes": {'
     for index, (node_id, record) in enumerate(manifest.nodes.items()):
-        yield (b"," if index else b"") + json.dumps(node_id).encode() + b":"
+        # A node id is letters, digits and "_.-": nothing to escape (others are escaped, to be safe).
+        key = b'"%s"' % node_id.encode() if _PLAIN_KEY.fullmatch(node_id) else json.dumps(node_id).encode()
+        yield (b"," if index else b"") + key + b":"
         yield _NODE_RECORD.dump_json(record, exclude_none=True)
     yield b"}}"
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from . import _units as units
 from ._capture import hooks_installed
-from ._digest import action_key, canonical_json
+from ._digest import action_key
 from ._errors import WfeError, WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import load_workflow_modules
@@ -218,7 +218,7 @@ class _Run:
         self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
         for p in self.planned.values():
             if p.kind not in ("input", "file"):
-                p.config_digest = self.store.configs.put(self.graph.node(p.node_id).config)
+                self.store.configs.put_json(p.config_json, p.config_digest)
         for entry in {id(p.function): p.function for p in self.planned.values() if p.function}.values():
             self.store.functions.put(entry.spec)
         for node_id in self.order:
@@ -430,7 +430,7 @@ class _Run:
         fresh = self.fresh.blobs if self.inline else {}  # a worker process reads blobs itself
         payloads = tuple((a.digest, self.payload(a)) for a in inputs if not a.stored or a.digest in fresh)
         # In process, hand over the config too (the same canonical JSON its digest was taken of).
-        config = canonical_json(self.graph.node(node_id).config) if self.inline else None
+        config = p.config_json if self.inline else None
         return Task(
             node_id=node_id,
             function=spec.name,
