@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +36,14 @@ WRITE_GRACE = 10.0  # seconds an unparsable lease (being written, or torn by a c
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _hostname() -> str:
+    if hasattr(os, "uname"):
+        return os.uname().nodename  # what socket.gethostname() returns, without importing socket
+    import socket
+
+    return socket.gethostname()
 
 
 class Waiting:
@@ -60,7 +67,7 @@ class LeaseInfo:
             return False
         host, _, rest = self.owner.partition(":")
         pid = rest.partition(":")[0]
-        if host != socket.gethostname() or not pid.isdigit():
+        if host != _hostname() or not pid.isdigit():
             return True
         try:
             os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
@@ -91,7 +98,7 @@ class Leases:
 
     def __init__(self, storage: StorageIO, owner: str, *, ttl: float = DEFAULT_TTL) -> None:
         self._io = storage
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{owner}"
+        self.owner = f"{_hostname()}:{os.getpid()}:{owner}"
         self.ttl = ttl
         self.enabled = supports_leases(storage)
         self._held: dict[str, float] = {}  # key -> our lease's expiry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -178,7 +179,9 @@ def validate_run_id(run_id: str) -> str:
 
 STREAM_NODES = 1000  # run records of this many nodes or more are written piece by piece
 STREAM_CHUNK = 1024 * 1024
-_NODE_RECORD: TypeAdapter[NodeRecord] = TypeAdapter(NodeRecord)
+@functools.cache
+def _node_record() -> TypeAdapter[NodeRecord]:
+    return TypeAdapter(NodeRecord)  # built on first use: start-up pays for nothing it does not use
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -190,7 +193,7 @@ def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
         # A node id is letters, digits and "_.-": nothing to escape (others are escaped, to be safe).
         key = b'"%s"' % node_id.encode() if _PLAIN_KEY.fullmatch(node_id) else json.dumps(node_id).encode()
         yield (b"," if index else b"") + key + b":"
-        yield _NODE_RECORD.dump_json(record, exclude_none=True)
+        yield _node_record().dump_json(record, exclude_none=True)
     yield b"}}"
 
 
