@@ -223,13 +223,13 @@ def run_all(tools: list[Tool], repeat: int, n: int, big_mib: int) -> dict[str, d
     # (the kernel steps over recently freed inodes), which would bill each run for the previous one's
     # cleanup. A large output's cache goes at once, or its dirty pages would slow the next run's writes.
     kept: list[Path] = []
-    for round_ in range(1, repeat + 1):
-        for workload in WORKLOADS:
-            shape, size = shapes[workload]
-            for tool in tools:
-                scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-"))
-                kept.append(scratch)
-                try:
+    try:
+        for round_ in range(1, repeat + 1):
+            for workload in WORKLOADS:
+                shape, size = shapes[workload]
+                for tool in tools:
+                    scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-"))
+                    kept.append(scratch)
                     for cached in (False, True):
                         got = sample(tool, shape, size, scratch / "cache", cached)
                         results[tool.label][workload][cached].append(got)
@@ -241,11 +241,11 @@ def run_all(tools: list[Tool], repeat: int, n: int, big_mib: int) -> dict[str, d
                             file=sys.stderr,
                             flush=True,
                         )
-                finally:
                     if workload == "big":
                         shutil.rmtree(scratch, ignore_errors=True)
-    for scratch in kept:
-        shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        for scratch in kept:
+            shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, BinaryIO, Union, cast
 
-from ._digest import PREFIX, hex_of, new_hasher, validate_digest
+from ._digest import PREFIX, digest_of, hex_of, new_hasher, validate_digest
 from ._errors import BlobNotFoundError, IntegrityError
 from ._fsio import CHUNK_SIZE, StorageIO
 
@@ -29,12 +29,6 @@ def _hash_pool() -> ThreadPoolExecutor:
         if _HASH_POOL is None:
             _HASH_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wfe-hash")
         return _HASH_POOL
-
-
-def _hexdigest(data: bytes) -> str:
-    hasher = new_hasher()
-    hasher.update(data)
-    return str(hasher.hexdigest())
 
 
 def blob_path(digest: str) -> str:
@@ -95,9 +89,7 @@ class BlobStore:
     def _put_bytes(self, data: bytes) -> tuple[str, int, bool]:
         if len(data) > CHUNK_SIZE and self._io.local_path(BLOB_PREFIX) is not None:
             return self._put_large_local(data)
-        hasher = new_hasher()
-        hasher.update(data)
-        digest = PREFIX + hasher.hexdigest()
+        digest = digest_of(data)
         rel = blob_path(digest)
         # Ask first unless the write itself refuses an existing blob and the data is small enough
         # that writing it in vain costs less than asking every time.
@@ -113,13 +105,13 @@ class BlobStore:
         once halves the time. If the blob exists already the temp file is
         dropped: still no slower than hashing alone.
         """
-        hashing = _hash_pool().submit(_hexdigest, data)
+        hashing = _hash_pool().submit(digest_of, data)
         staging = self._io.stage()
         try:
             view = memoryview(data)
             for start in range(0, len(data), CHUNK_SIZE):
                 staging.write(view[start : start + CHUNK_SIZE])
-            digest = PREFIX + hashing.result()
+            digest = hashing.result()
             return digest, len(data), staging.publish(blob_path(digest), exclusive=True)
         finally:
             hashing.cancel() or hashing.exception()  # never return while the hash still reads ``data``

@@ -457,7 +457,7 @@ def _link_or_replace(temp: str, final: str, exclusive: bool) -> bool:
 _STAGING_NAMES = itertools.count()
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_SMALL = 1 << 20  # records and small blobs are read with one system call
+_SMALL = 1 << 20  # records and small blobs: read with one system call, written without a staging object
 
 
 class _LocalStaging(Staging):

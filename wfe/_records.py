@@ -15,11 +15,11 @@ from pydantic import TypeAdapter, ValidationError
 from ._digest import canonical_json, digest_of, hex_of, validate_digest
 from ._errors import InvalidNameError, NotFoundError, StoreError
 from ._fsio import StorageIO
-from ._models import ActionResult, FunctionSpec, NodeRecord, RunManifest
+from ._models import NODE_ID_PATTERN, ActionResult, FunctionSpec, NodeRecord, RunManifest
 from ._names import decode_name, encode_name
 
 MAX_RECORD_BYTES = 256 * 1024 * 1024
-MEMO_BYTES = 16 * 1024 * 1024  # configs kept in memory per process, once written or read
+MEMO_BYTES = 16 * 1024 * 1024  # configs kept in memory per process once read and verified
 
 
 def _load_json(data: bytes, what: str) -> Any:
@@ -179,10 +179,12 @@ def validate_run_id(run_id: str) -> str:
 
 STREAM_NODES = 1000  # run records of this many nodes or more are written piece by piece
 STREAM_CHUNK = 1024 * 1024
+_PLAIN_KEY = re.compile(NODE_ID_PATTERN)
+
+
 @functools.cache
 def _node_record() -> TypeAdapter[NodeRecord]:
     return TypeAdapter(NodeRecord)  # built on first use: start-up pays for nothing it does not use
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
@@ -190,7 +192,7 @@ def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
     head = json.dumps(manifest.model_dump(mode="json", exclude_none=True, exclude={"nodes"}), ensure_ascii=False)
     yield head[:-1].encode("utf-8") + b', "nodes": {'
     for index, (node_id, record) in enumerate(manifest.nodes.items()):
-        # A node id is letters, digits and "_.-": nothing to escape (others are escaped, to be safe).
+        # A valid node id has nothing to escape (any other key is escaped, to be safe).
         key = b'"%s"' % node_id.encode() if _PLAIN_KEY.fullmatch(node_id) else json.dumps(node_id).encode()
         yield (b"," if index else b"") + key + b":"
         yield _node_record().dump_json(record, exclude_none=True)
