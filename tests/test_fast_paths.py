@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -9,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import wfe
 import wfe._runner as runner_module
 from wfe._blobs import BlobStore
-from wfe._digest import digest_of
+from wfe._digest import canonical_json, digest_of
+from wfe._errors import WorkflowError
 from wfe._lease import WRITE_GRACE, Leases, expired_leases, lease_path
-from wfe._models import Artifact, NodeRecord, RunManifest
+from wfe._models import CANONICAL_SLICE, Artifact, NodeRecord, RunManifest, load_workflow
 from wfe._records import STREAM_NODES, ConfigStore
 
 FUNCTIONS = Path(__file__).resolve().parent / "workflows" / "executors"
@@ -137,3 +140,86 @@ def test_the_streamed_json_result_is_the_json_result(tmp_path: Path) -> None:
     result.write_json(out)
     assert out.getvalue().endswith("}\n") and json.loads(out.getvalue()) == result.to_json()
     assert set(result.to_json()["nodes"]) == {"seed", "leaf0", "leaf1", "leaf2"}
+
+
+def large_document(n: int) -> dict[str, Any]:
+    """A workflow of more nodes than one validation slice, with every kind of node and edge field."""
+    nodes: list[dict[str, Any]] = [{"id": "data", "file": "data.csv", "mime": "text/csv"}]
+    nodes += [{"id": f"n{i}", "function": "step" if i % 3 else "other", "config": {"i": i, "s": "é" * (i % 4)}}
+              for i in range(1, n)]
+    nodes[-1]["map"] = True
+    edges: list[dict[str, Any]] = [{"source": "data", "target": "n1", "mime": "text/csv"}]
+    edges += [{"source": f"n{i - 1}", "target": f"n{i}", "source_port": None if i % 2 else "out"}
+              for i in range(2, n)]
+    return {"name": "large", "modules": ["m"], "nodes": nodes, "edges": edges,
+            "inputs": [{"id": "x", "mime": "text/plain"}], "outputs": [{"id": "last", "node": f"n{n - 1}"}],
+            "note": "a key of the graph's own"}
+
+
+@pytest.mark.parametrize("n", [1, 2, CANONICAL_SLICE, CANONICAL_SLICE + 1, 3 * CANONICAL_SLICE + 7])
+def test_the_graph_made_a_slice_at_a_time_has_the_canonical_bytes_of_the_whole(n: int) -> None:
+    document = large_document(n) if n > 1 else {"name": "one", "nodes": [{"id": "a", "function": "f"}]}
+    graph = wfe.WorkflowGraph.model_validate(document)
+    assert graph.canonical() == canonical_json(graph.model_dump(mode="json", exclude_none=True))
+    assert graph.digest() == digest_of(canonical_json(graph.model_dump(mode="json", exclude_none=True)))
+
+
+def test_a_large_workflow_file_validates_in_slices_to_the_same_graph(tmp_path: Path) -> None:
+    document = large_document(3 * CANONICAL_SLICE + 7)
+    path = tmp_path / "large.json"
+    path.write_text(json.dumps(document))
+    loaded = load_workflow(path)
+    assert loaded == wfe.WorkflowGraph.model_validate(document)
+    assert [n.id for n in loaded.nodes] == [n["id"] for n in document["nodes"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"confg": {}}, "nodes.700.confg: unknown key"),
+        ({"id": "../x"}, "nodes.700.id: invalid node id '../x'"),
+        ({"file": "x.csv"}, "nodes.700: node 'n700' needs exactly one of 'function', 'file', 'workflow' or 'loop'"),
+    ],
+)
+def test_a_bad_node_in_a_later_slice_is_reported_at_its_place_in_the_file(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    document = large_document(3 * CANONICAL_SLICE + 7)
+    document["nodes"][700].update(change)
+    path = tmp_path / "large.yaml"  # YAML and JSON take the same path once decoded
+    path.write_text(json.dumps(document))
+    with pytest.raises(WorkflowError) as caught:
+        load_workflow(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+
+
+def test_artifacts_keep_the_model_methods_they_are_used_through() -> None:
+    data = {"digest": KEY, "mime": "application/json", "size": 2, "name": "out"}
+    artifact = Artifact.model_validate(data)
+    assert artifact.model_dump(mode="json", exclude_none=True) == data
+    assert artifact == Artifact(**data) and hash(artifact) == hash(Artifact(**data))
+    with pytest.raises(ValidationError, match="digest"):
+        Artifact.model_validate({**data, "digest": "sha256:../../etc/passwd"})
+    with pytest.raises(ValidationError, match=r"extra|unexpected"):
+        Artifact.model_validate({**data, "owner": "someone"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        artifact.size = 3  # type: ignore[misc]
+
+
+def test_a_run_record_slow_to_write_is_rewritten_less_often(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfe._records import RunStore
+
+    puts: list[int] = []
+    original = RunStore.put
+
+    def slow_put(self: RunStore, manifest: RunManifest) -> None:
+        time.sleep(0.05)  # a store this slow to take a record would otherwise spend the run rewriting it
+        puts.append(sum(r.status in ("ran", "cached") for r in manifest.nodes.values()))
+        original(self, manifest)
+
+    monkeypatch.setattr(RunStore, "put", slow_put)
+    monkeypatch.setattr(runner_module, "MANIFEST_INTERVAL", 0.0)  # a checkpoint after every node, were it fixed
+    result = wfe.run(fan_out(30), str(tmp_path / "store"), base_dir=FUNCTIONS)
+    assert result.ok
+    assert puts[0] == 0 and puts[-1] == 31  # the record as the run starts, and whole at its end
+    assert 3 <= len(puts) <= 4  # one checkpoint while it ran: the next was due a second after it

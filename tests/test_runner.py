@@ -245,6 +245,10 @@ BAD_WORKFLOWS = {
                        "edges": [{"source": "n", "target": "d"}]},
                       "node 'd' needs an input of type application/json that no upstream node produces"),
     "bad node id": ({"nodes": [{"id": "../x", "function": "parse"}], "edges": []}, "invalid node id"),
+    "misspelt node key": ({"nodes": [{"id": "a", "function": "parse", "confg": {}}], "edges": []},
+                          "nodes.0.confg: unknown key"),
+    "misspelt edge key": ({"edges": [{"source": "parse", "target": "double", "mmie": "application/json"}]},
+                          "edges.0.mmie: unknown key"),
 }
 
 

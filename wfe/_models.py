@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ._digest import validate_digest
@@ -47,10 +49,13 @@ def mime_matches(pattern: str, mime: str) -> bool:
     return minor == "*" and mime.partition("/")[0] == major
 
 
-class Artifact(BaseModel):
-    """A reference to stored bytes: the digest names the bytes, the MIME type says what they are."""
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Artifact:
+    """A reference to stored bytes: the digest names the bytes, the MIME type says what they are.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A frozen slotted dataclass (a run holds one per output of every node), with the two
+    model methods it is used through: ``Artifact.model_validate(obj)`` and ``a.model_dump()``.
+    """
 
     digest: str
     mime: str
@@ -74,6 +79,31 @@ class Artifact(BaseModel):
     def _mime(cls, value: str) -> str:
         return validate_mime(value)
 
+    @classmethod
+    def model_validate(cls, obj: Any) -> Artifact:
+        return _artifact_adapter().validate_python(obj)
+
+    def model_dump(self, *, mode: Literal["json", "python"] = "python", exclude_none: bool = False) -> dict[str, Any]:
+        return _artifact_adapter().dump_python(self, mode=mode, exclude_none=exclude_none)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _artifact_adapter() -> TypeAdapter[Artifact]:
+    return TypeAdapter(Artifact)
+
+
+@functools.cache
+def _nodes_adapter() -> TypeAdapter[list[Node]]:
+    return TypeAdapter(list[Node])
+
+
+@functools.cache
+def _edges_adapter() -> TypeAdapter[list[Edge]]:
+    return TypeAdapter(list[Edge])
+
+
+CANONICAL_SLICE = 256
+
 
 class LoopSpec(BaseModel):
     """Run ``workflow`` repeatedly, feeding outputs back to inputs of the same name."""
@@ -85,10 +115,11 @@ class LoopSpec(BaseModel):
     condition: str = Field(min_length=1)  # an output of the workflow: JSON true to go on
 
 
-class Node(BaseModel):
+# Node and Edge are slotted dataclasses, not models: a 10,000-node workflow holds 10,000 of each, and a
+# model instance carries a dict, a set of the fields given and a dict of extras besides (about 0.5 KB).
+@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid"))
+class Node:
     """One step: a function with a config, or a file taken in as a source."""
-
-    model_config = ConfigDict(extra="allow")
 
     id: str = Field(max_length=128)
     function: str | None = Field(default=None, max_length=256)
@@ -126,10 +157,9 @@ class Node(BaseModel):
         return self
 
 
-class Edge(BaseModel):
+@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid"))
+class Edge:
     """``source`` feeds ``target``; ``mime`` picks which of the source's outputs."""
-
-    model_config = ConfigDict(extra="allow")
 
     source: str
     target: str
@@ -191,14 +221,21 @@ class WorkflowGraph(BaseModel):
             if port.id in seen:
                 raise ValueError(f"duplicate input id {port.id!r}")
             seen.add(port.id)
+        # A large graph repeats the same strings (each id in its edges, each function name):
+        # every repeat is made to point at one string, which leaves the values as they are.
+        same: dict[str, str] = {}
         for node in self.nodes:
             if node.id in seen:
                 raise ValueError(f"duplicate node id {node.id!r}")
             seen.add(node.id)
+            same[node.id] = node.id
+            if node.function is not None:
+                node.function = same.setdefault(node.function, node.function)
         for edge in self.edges:
             for end in (edge.source, edge.target):
                 if end not in seen:
                     raise ValueError(f"edge {edge.source!r} -> {edge.target!r} names unknown node {end!r}")
+            edge.source, edge.target = same.get(edge.source, edge.source), same.get(edge.target, edge.target)
             if edge.source == edge.target:
                 raise ValueError(f"cycle: {edge.source} -> {edge.source}")
         input_ids = {port.id for port in self.inputs}
@@ -234,9 +271,31 @@ class WorkflowGraph(BaseModel):
         return next((port for port in self.inputs if port.id == input_id), None)
 
     def canonical(self) -> bytes:
+        """``canonical_json(self.model_dump(mode="json", exclude_none=True))``, made a slice at a time.
+
+        Nodes and edges are dumped ``CANONICAL_SLICE`` at a time, so a large workflow never has
+        a second copy of itself as a tree of dicts in memory; the bytes are the same.
+        """
         from ._digest import canonical_json
 
-        return canonical_json(self.model_dump(mode="json", exclude_none=True))
+        fields = self.model_dump(mode="json", exclude_none=True, exclude={"nodes", "edges"})
+        lists: dict[str, tuple[TypeAdapter[Any], list[Any]]] = {
+            "nodes": (_nodes_adapter(), self.nodes), "edges": (_edges_adapter(), self.edges)
+        }
+        pieces = []
+        for key in sorted([*fields, *lists]):
+            if key in lists:
+                adapter, items = lists[key]
+                slices = (
+                    canonical_json(adapter.dump_python(items[start:start + CANONICAL_SLICE], mode="json",
+                                                       exclude_none=True))[1:-1]  # without its brackets
+                    for start in range(0, len(items), CANONICAL_SLICE)
+                )
+                value = b"[" + b",".join(slices) + b"]"
+            else:
+                value = canonical_json(fields[key])
+            pieces.append(canonical_json(key) + b":" + value)
+        return b"{" + b",".join(pieces) + b"}"
 
     def digest(self) -> str:
         from ._digest import digest_of
@@ -422,6 +481,8 @@ def _one_line(error: ValidationError) -> str:
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
     message = str(first.get("msg", "invalid"))
     message = message.removeprefix("Value error, ")
+    if first.get("type") in ("unexpected_keyword_argument", "extra_forbidden"):
+        message = "unknown key"
     more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
     return f"{where}: {message}{more}" if where else f"{message}{more}"
 
@@ -443,8 +504,10 @@ def load_workflow(path: str | Path) -> WorkflowGraph:
     """Load a workflow from a YAML or JSON file."""
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_WORKFLOW_BYTES + 1)
+        with path.open("rb") as handle:  # read() to the end: read(n) would first allocate n bytes
+            if os.fstat(handle.fileno()).st_size > MAX_WORKFLOW_BYTES:
+                raise WorkflowError(f"{path}: workflow file larger than {MAX_WORKFLOW_BYTES} bytes")
+            raw = handle.read()
     except OSError as exc:
         raise WorkflowError(f"cannot read workflow {str(path)!r}: {exc.strerror or exc}") from None
     if len(raw) > MAX_WORKFLOW_BYTES:
@@ -453,8 +516,11 @@ def load_workflow(path: str | Path) -> WorkflowGraph:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorkflowError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    del raw
     try:
         if path.suffix.lower() == ".json":
+            # json.loads, not pydantic's JSON parsing: its decoded document lives outside Python's
+            # allocator, and a large workflow's run would keep that memory without reusing it.
             document = json.loads(text)
         else:
             import yaml
@@ -465,5 +531,24 @@ def load_workflow(path: str | Path) -> WorkflowGraph:
     except Exception as exc:  # yaml and json errors carry positions; keep the first line
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise WorkflowError(f"{path}: cannot parse: {detail}") from None
+    if isinstance(document, dict):  # ours: each slice of nodes and edges can replace its dicts at once
+        for key, adapter in (("nodes", _nodes_adapter), ("edges", _edges_adapter)):
+            items = document.get(key)
+            if isinstance(items, list) and len(items) > CANONICAL_SLICE:
+                _validate_in_place(items, adapter())
     return parse_workflow(document, str(path))
+
+
+def _validate_in_place(items: list[Any], adapter: TypeAdapter[Any]) -> None:
+    """Replace decoded nodes or edges by their dataclasses a slice at a time.
+
+    A large workflow then never holds its whole decoded document and its whole graph at once.
+    On the first invalid slice it stops: the graph's own validation reports the problem, with
+    its place in the document (the slices before it hold dataclasses, which pass as they are).
+    """
+    for start in range(0, len(items), CANONICAL_SLICE):
+        try:
+            items[start:start + CANONICAL_SLICE] = adapter.validate_python(items[start:start + CANONICAL_SLICE])
+        except ValidationError:
+            return
 

@@ -55,8 +55,9 @@ class PlannedNode:
     file: Path | None
     mime: str | None
     config_digest: str
-    sources: list[tuple[str, int]]  # (upstream node, output index) per declared input
-    upstream: list[str]
+    # Tuples, not lists: a plan holds one of each per node, and neither changes once planned.
+    sources: tuple[tuple[str, int], ...]  # (upstream node, output index) per declared input
+    upstream: tuple[str, ...]
     kind: NodeKind = "function"
     outputs: list[Port] = field(default_factory=list)
     inner: InnerPlan | None = None
@@ -73,6 +74,8 @@ class PlannedNode:
 def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[str, ...] = ()) -> list[PlannedNode]:
     """Resolve functions and sub-workflows and wire inputs; raise WorkflowError before anything runs."""
     planned: dict[str, PlannedNode] = {}
+    # One list of ports per function and kind, shared by its nodes (neither is changed after planning).
+    ports: dict[tuple[int, NodeKind], tuple[list[InPort], list[Port]]] = {}
     incoming: dict[str, list[Any]] = {node_id: [] for node_id in graph.order}
     for edge in graph.edges:
         incoming[edge.target].append(edge)
@@ -80,16 +83,16 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
         port = graph.input(node_id)
         if port is not None:
             outputs = [Port(node_id, port.mime)]
-            planned[node_id] = PlannedNode(node_id, None, None, port.mime, "", [], [], "input", outputs)
+            planned[node_id] = PlannedNode(node_id, None, None, port.mime, "", (), (), "input", outputs)
             continue
         node = graph.node(node_id)
-        upstream = list(dict.fromkeys(edge.source for edge in incoming[node_id]))
+        upstream = tuple(dict.fromkeys(edge.source for edge in incoming[node_id]))
         if node.file is not None:
             if upstream:
                 raise WorkflowError(f"file node {node_id!r} cannot have inputs (edge from {upstream[0]!r})")
             mime = node.mime or "application/octet-stream"
             planned[node_id] = PlannedNode(
-                node_id, None, (base_dir / node.file).resolve(), mime, "", [], [], "file", [Port(None, mime)]
+                node_id, None, (base_dir / node.file).resolve(), mime, "", (), (), "file", [Port(None, mime)]
             )
             continue
         try:
@@ -102,15 +105,19 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
         if node.function is not None:
             entry = resolve(node.function)
             kind: NodeKind = "map" if node.map else "function"
-            declared = [InPort(i.name, i.mime) for i in entry.spec.inputs]
             if kind == "map":
-                if not declared:
+                if not entry.spec.inputs:
                     raise WorkflowError(f"mapped node {node_id!r}: {entry.name} takes no input to map over")
                 if any(o.kind == "ephemeral" for o in entry.spec.outputs):
                     raise WorkflowError(f"mapped node {node_id!r}: element outputs cannot be ephemeral")
-                outputs = [Port(o.name, ARTIFACT_LIST) for o in entry.spec.outputs]
-            else:
-                outputs = [Port(o.name, o.mime, o.kind) for o in entry.spec.outputs]
+            shared = ports.get((id(entry), kind))
+            if shared is None:
+                shared = ports[id(entry), kind] = (
+                    [InPort(i.name, i.mime) for i in entry.spec.inputs],
+                    [Port(o.name, ARTIFACT_LIST) if kind == "map" else Port(o.name, o.mime, o.kind)
+                     for o in entry.spec.outputs],
+                )
+            declared, outputs = shared
         else:
             kind = "loop" if node.loop is not None else "workflow"
             reference = node.loop.workflow if node.loop is not None else str(node.workflow)
@@ -127,7 +134,7 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
 
 
 def _wire(node_id: str, kind: NodeKind, declared: list[InPort], edges: list[Any],
-          planned: dict[str, PlannedNode]) -> list[tuple[str, int]]:
+          planned: dict[str, PlannedNode]) -> tuple[tuple[str, int], ...]:
     """Pick the upstream output for each declared input."""
     open_candidates: list[tuple[str, int, Port]] = []
     chosen: dict[int, tuple[str, int]] = {}
@@ -193,7 +200,7 @@ def _wire(node_id: str, kind: NodeKind, declared: list[InPort], edges: list[Any]
         source, index, _ = matching[0]
         used.add((source, index))
         chosen[slot] = (source, index)
-    return [chosen[slot] for slot in range(len(declared))]
+    return tuple(chosen[slot] for slot in range(len(declared)))
 
 
 def _label(source: str, port: Port) -> str:

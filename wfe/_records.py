@@ -178,7 +178,7 @@ def validate_run_id(run_id: str) -> str:
 
 
 STREAM_NODES = 1000  # run records of this many nodes or more are written piece by piece
-STREAM_CHUNK = 1024 * 1024
+STREAM_CHUNK = 256 * 1024  # small enough not to show in a large run's peak memory
 _PLAIN_KEY = re.compile(NODE_ID_PATTERN)
 
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from . import _units as units
 from ._capture import hooks_installed
-from ._digest import action_key
+from ._digest import action_key, digest_of
 from ._errors import WfeError, WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import load_workflow_modules
@@ -186,6 +186,8 @@ class _Run:
         self.producers: dict[str, str] = {}
         self.map_pending: dict[str, int] = {}
         self.store = store
+        canonical = graph.canonical()
+        self.canonical: bytes | None = canonical  # stored once by execute(), then dropped
         self.planned = {p.node_id: p for p in planned}
         self.order = [p.node_id for p in planned]
         self.executor = executor.executor
@@ -196,26 +198,32 @@ class _Run:
         self.on_event = on_event
         self.modules = tuple((str(folder.resolve()), m) for m in graph.modules)
         self.options = tuple(sorted(store.options.items()))
-        self.children: dict[str, list[str]] = {node_id: [] for node_id in self.order}
+        children: dict[str, list[str]] = {}
         for p in planned:
             for parent in p.upstream:
-                self.children[parent].append(p.node_id)
+                children.setdefault(parent, []).append(p.node_id)
+        # Kept as tuples, and only for nodes that have children: a run holds this for its whole length.
+        self.children: dict[str, tuple[str, ...]] = {node_id: tuple(c) for node_id, c in children.items()}
+        del children
         self.manifest = RunManifest(
             run_id=new_run_id(),
             workflow=graph.name,
-            workflow_digest=graph.digest(),
+            workflow_digest=digest_of(canonical),
             base_dir=str(folder.resolve()),
             started=time.time(),
             parent=outer.manifest.run_id if outer is not None else None,
         )
         self.last_checkpoint = 0.0
+        self.checkpoint_every = MANIFEST_INTERVAL
         self.stale_keys: set[str] = set()
         self.pinned_files: dict[str, Artifact] = {}
         self.leases = Leases(store.io, self.manifest.run_id)  # one computation per action across runs
         self.lease_waits: dict[str, float] = {}  # node -> when to look again at another run's lease
 
     def execute(self) -> RunResult:
-        self.store.blobs.put(self.graph.canonical())  # so the run can be replayed from the store alone
+        if self.canonical is not None:  # so the run can be replayed from the store alone
+            self.store.blobs.put(self.canonical)
+            self.canonical = None
         for p in self.planned.values():
             if p.kind not in ("input", "file"):
                 self.store.configs.put_json(p.config_json, p.config_digest)
@@ -330,7 +338,7 @@ class _Run:
             raise
 
     def _release(self, node_id: str, waiting: dict[str, int], ready: deque[str]) -> None:
-        for child in self.children[node_id]:
+        for child in self.children.get(node_id, ()):
             waiting[child] -= 1
             if waiting[child] == 0:
                 ready.append(child)
@@ -517,7 +525,7 @@ class _Run:
         record.duration = result.duration
 
     def _skip_descendants(self, node_id: str) -> None:
-        stack = list(self.children[node_id])
+        stack = list(self.children.get(node_id, ()))
         while stack:
             child = stack.pop()
             record = self.manifest.nodes[child]
@@ -525,7 +533,7 @@ class _Run:
                 record.status = "skipped"
                 record.error = f"upstream node {node_id!r} failed"
                 self.emit(child, record)
-                stack.extend(self.children[child])
+                stack.extend(self.children.get(child, ()))
 
     def emit(self, node_id: str, record: NodeRecord) -> None:
         if self.on_event is not None:
@@ -533,7 +541,9 @@ class _Run:
 
     def _checkpoint(self) -> None:
         now = time.monotonic()
-        if now - self.last_checkpoint >= MANIFEST_INTERVAL:
-            self.last_checkpoint = now
+        if now - self.last_checkpoint >= self.checkpoint_every:
             self.store.runs.put(self.manifest)
+            self.last_checkpoint = time.monotonic()
+            # Rewriting a large run's record takes a while: keep it to a twentieth of the run's time.
+            self.checkpoint_every = max(MANIFEST_INTERVAL, 20 * (self.last_checkpoint - now))
 
