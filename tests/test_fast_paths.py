@@ -18,8 +18,8 @@ from wfe._blobs import BlobStore
 from wfe._digest import canonical_json, digest_of
 from wfe._errors import WorkflowError
 from wfe._lease import WRITE_GRACE, Leases, expired_leases, lease_path
-from wfe._models import CANONICAL_SLICE, Artifact, NodeRecord, RunManifest, load_workflow
-from wfe._records import STREAM_NODES, ConfigStore
+from wfe._models import CANONICAL_SLICE, ActionResult, Artifact, NodeRecord, RunManifest, load_workflow
+from wfe._records import RECORD_SLICE, STREAM_NODES, ConfigStore
 
 FUNCTIONS = Path(__file__).resolve().parent / "workflows" / "executors"
 KEY = digest_of(b"an action")
@@ -132,14 +132,15 @@ def test_large_bytes_are_hashed_beside_the_write_and_stored_once(tmp_path: Path)
     assert os.listdir(store.io.path("tmp")) == []  # the second copy's temp file is gone
 
 
-def test_the_streamed_json_result_is_the_json_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("leaves", [3, RECORD_SLICE * 2 + 1])  # one slice of node summaries, and several
+def test_the_streamed_json_result_is_the_json_result(tmp_path: Path, leaves: int) -> None:
     import io
 
-    result = wfe.run(fan_out(3), str(tmp_path / "store"), base_dir=FUNCTIONS)
+    result = wfe.run(fan_out(leaves), str(tmp_path / "store"), base_dir=FUNCTIONS)
     out = io.StringIO()
     result.write_json(out)
     assert out.getvalue().endswith("}\n") and json.loads(out.getvalue()) == result.to_json()
-    assert set(result.to_json()["nodes"]) == {"seed", "leaf0", "leaf1", "leaf2"}
+    assert set(result.to_json()["nodes"]) == {"seed", *(f"leaf{i}" for i in range(leaves))}
 
 
 def large_document(n: int) -> dict[str, Any]:
@@ -223,3 +224,29 @@ def test_a_run_record_slow_to_write_is_rewritten_less_often(tmp_path: Path, monk
     assert result.ok
     assert puts[0] == 0 and puts[-1] == 31  # the record as the run starts, and whole at its end
     assert 3 <= len(puts) <= 4  # one checkpoint while it ran: the next was due a second after it
+
+
+def test_local_store_failures_are_one_line_store_errors_and_leave_no_temp_file(tmp_path: Path) -> None:
+    """The local store's per-node writes and reads: an OS failure that is not "missing" or "exists" is a StoreError."""
+    store = wfe.open_store(str(tmp_path / "store"))
+    digest = store.blobs.put(b"kept")
+    root = Path(store.io.path(""))
+    for folder in ("actions", "leases"):
+        (root / folder).write_text("a file where a folder belongs")  # every path under it fails: not a directory
+    result = ActionResult(outputs=[Artifact(digest=digest, mime="application/json", size=4)], function="f",
+                              version="1", config=digest, inputs=[], created=1.0)
+    failures = {
+        "write": lambda: store.actions.put(KEY, result),
+        "read": lambda: store.actions.lookup(KEY),
+        "create": lambda: store.io.create_small(lease_path(KEY), b"{}"),
+        "delete": lambda: store.io.delete(lease_path(KEY)),
+    }
+    for operation, call in failures.items():
+        expected = rf"^({operation}|publish) '.*' failed: \[Errno \d+\] Not a directory"
+        with pytest.raises(wfe.StoreError, match=expected) as caught:
+            call()
+        assert "\n" not in str(caught.value) and isinstance(caught.value.__cause__, NotADirectoryError)
+    assert os.listdir(root / "tmp") == [] and store.blobs.get(digest) == b"kept"  # the refused write left nothing
+    with pytest.raises(FileNotFoundError):
+        store.io.read_bytes("configs/missing.json")  # missing stays a builtin: callers turn it into their own miss
+    assert store.io.delete("configs/missing.json") is False

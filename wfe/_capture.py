@@ -161,20 +161,28 @@ class _Hooks:
 _hooks = _Hooks()
 
 
-@contextlib.contextmanager
-def capture_output(level: int = logging.INFO) -> Iterator[NodeCapture]:
+class capture_output:
     """Capture prints and log records (at ``level`` and above) of the code run inside, in this context.
 
+    ``with capture_output() as captured: ...`` gives a :class:`NodeCapture`.
     Nesting and concurrent use from several threads are safe; logging is
-    left as it was found once the last capture ends.
+    left as it was found once the last capture ends. A class, not a
+    generator: it wraps every node a run computes in process.
     """
-    _hooks.acquire(level)
-    capture = NodeCapture()
-    token = _current.set(capture)
-    try:
-        yield capture
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_level", "_token")
+
+    def __init__(self, level: int = logging.INFO) -> None:
+        self._level = level
+
+    def __enter__(self) -> NodeCapture:
+        _hooks.acquire(self._level)
+        capture = NodeCapture()
+        self._token = _current.set(capture)
+        return capture
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
         _hooks.release()
 
 

@@ -31,9 +31,12 @@ Encoded = Any  # bytes, an os.PathLike to stream from, or a binary file object
 ARTIFACT_LIST = "application/vnd.wfe.artifacts+json"
 
 
+_OUTPUT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)  # made once, used per node
+
+
 def encode_json(value: Any) -> bytes:
     """The one JSON encoding of output values (deterministic for a given value)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _OUTPUT_JSON.encode(value).encode("utf-8")
 
 
 class Codec:

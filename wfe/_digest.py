@@ -46,15 +46,16 @@ def hex_of(digest: str) -> str:
     return validate_digest(digest)[len(PREFIX) :]
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """The one serialisation that is hashed: sorted keys, no spaces, UTF-8.
 
     NaN and infinities are refused because JSON has no canonical form for them.
     """
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = _CANONICAL.encode(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"not canonical JSON: {exc}") from None
     except RecursionError:

@@ -104,6 +104,16 @@ class Leases:
         self._held: dict[str, float] = {}  # key -> our lease's expiry
         self._deadlines: dict[str, float] = {}  # key -> when to stop waiting for another owner
 
+    @property
+    def owner(self) -> str:
+        """``host:pid:run``: who holds the leases this object takes."""
+        return self._owner
+
+    @owner.setter
+    def owner(self, value: str) -> None:
+        self._owner = value
+        self._owner_json = json.dumps(value)  # as it goes into every lease, encoded once
+
     def acquire(self, key: str, now: float | None = None) -> bool:
         """Take the lease for ``key``; False if another owner holds an unexpired one.
 
@@ -114,7 +124,7 @@ class Leases:
             return True
         now = time.time() if now is None else now
         rel = lease_path(key)
-        data = json.dumps({"owner": self.owner, "expires": now + self.ttl}).encode()
+        data = f'{{"owner": {self._owner_json}, "expires": {now + self.ttl!r}}}'.encode()  # json.dumps' bytes
         try:
             for _attempt in range(2):
                 if self._io.create_small(rel, data):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 import secrets
@@ -15,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from ._digest import canonical_json, digest_of, hex_of, validate_digest
 from ._errors import InvalidNameError, NotFoundError, StoreError
 from ._fsio import StorageIO
-from ._models import NODE_ID_PATTERN, ActionResult, FunctionSpec, NodeRecord, RunManifest
+from ._models import ActionResult, FunctionSpec, NodeRecord, RunManifest
 from ._names import decode_name, encode_name
 
 MAX_RECORD_BYTES = 256 * 1024 * 1024
@@ -179,23 +180,24 @@ def validate_run_id(run_id: str) -> str:
 
 STREAM_NODES = 1000  # run records of this many nodes or more are written piece by piece
 STREAM_CHUNK = 256 * 1024  # small enough not to show in a large run's peak memory
-_PLAIN_KEY = re.compile(NODE_ID_PATTERN)
+RECORD_SLICE = 256  # node records serialised per call: the cost of a call is shared, the memory stays small
 
 
 @functools.cache
-def _node_record() -> TypeAdapter[NodeRecord]:
-    return TypeAdapter(NodeRecord)  # built on first use: start-up pays for nothing it does not use
+def _node_records() -> TypeAdapter[dict[str, NodeRecord]]:
+    return TypeAdapter(dict[str, NodeRecord])  # built on first use: start-up pays for nothing it does not use
 
 
 def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
-    """The manifest's JSON in pieces: its fields, then one node record at a time."""
+    """The manifest's JSON in pieces: its fields, then its node records a slice at a time."""
     head = json.dumps(manifest.model_dump(mode="json", exclude_none=True, exclude={"nodes"}), ensure_ascii=False)
     yield head[:-1].encode("utf-8") + b', "nodes": {'
-    for index, (node_id, record) in enumerate(manifest.nodes.items()):
-        # A valid node id has nothing to escape (any other key is escaped, to be safe).
-        key = b'"%s"' % node_id.encode() if _PLAIN_KEY.fullmatch(node_id) else json.dumps(node_id).encode()
-        yield (b"," if index else b"") + key + b":"
-        yield _node_record().dump_json(record, exclude_none=True)
+    adapter = _node_records()
+    items = iter(manifest.nodes.items())
+    separator = b""
+    while piece := dict(itertools.islice(items, RECORD_SLICE)):
+        yield separator + adapter.dump_json(piece, exclude_none=True)[1:-1]  # the slice's records, sans braces
+        separator = b","
     yield b"}}"
 
 

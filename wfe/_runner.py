@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from ._lease import POLL as LEASE_POLL
 from ._lease import Leases, Waiting
 from ._models import ActionResult, Artifact, NodeRecord, NodeStatus, RunManifest, WorkflowGraph, load_workflow
 from ._plan import PlannedNode, plan
-from ._records import new_run_id
+from ._records import RECORD_SLICE, new_run_id
 from ._store import Store, open_store
 from ._task import Task, TaskResult, element_bytes, run_task
 
@@ -84,10 +85,15 @@ class RunResult:
             }
 
     def write_json(self, out: TextIO) -> None:
-        """Write :meth:`to_json` as compact JSON, a node at a time."""
-        out.write(json.dumps({"run_id": self.manifest.run_id, "status": self.manifest.status})[:-1] + ', "nodes": {')
-        for index, (node_id, summary) in enumerate(self.nodes_json()):
-            out.write(("," if index else "") + json.dumps(node_id) + ":" + json.dumps(summary))
+        """Write :meth:`to_json` as compact JSON, a slice of nodes at a time."""
+        compact = (",", ":")
+        head = json.dumps({"run_id": self.manifest.run_id, "status": self.manifest.status}, separators=compact)
+        out.write(head[:-1] + ',"nodes":{')
+        nodes = self.nodes_json()
+        separator = ""
+        while piece := dict(itertools.islice(nodes, RECORD_SLICE)):
+            out.write(separator + json.dumps(piece, separators=compact)[1:-1])
+            separator = ","
         out.write("}}\n")
 
 
