@@ -346,6 +346,8 @@ class LocalIO(StorageIO):
                     return data + handle.readall()
             finally:
                 os.close(fd)
+        except FileNotFoundError:
+            raise  # the usual miss (an action not yet cached): passed on as it is, at the least cost
         except OSError as exc:
             _raise_os_error("read", path, exc)
 
