@@ -250,3 +250,22 @@ def test_local_store_failures_are_one_line_store_errors_and_leave_no_temp_file(t
     with pytest.raises(FileNotFoundError):
         store.io.read_bytes("configs/missing.json")  # missing stays a builtin: callers turn it into their own miss
     assert store.io.delete("configs/missing.json") is False
+
+
+@pytest.mark.parametrize(("kind", "value"), [(None, None), ("inline", {"a": [1, "é"]}), ("ephemeral", None)])
+def test_unchecked_constructors_make_what_validation_makes(kind: Any, value: Any) -> None:
+    """``Artifact.made`` and ``NodeRecord.pending`` skip validation of parts wfe made: same objects, same JSON."""
+    digest = digest_of(b"out")
+    made = Artifact.made(digest, "application/json", 3, "out", kind, value)
+    checked = Artifact(digest=digest, mime="application/json", size=3, name="out", kind=kind, value=value)
+    assert made == checked and made.model_dump(mode="json") == checked.model_dump(mode="json")
+    assert made.stored == (kind is None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.size = 4  # type: ignore[misc]
+    first, second = NodeRecord.pending("f", "1", digest), NodeRecord.pending("f", "1", digest)
+    assert first == NodeRecord(function="f", version="1", config=digest)
+    first.outputs.append(made)
+    assert second.outputs == []  # each record has lists of its own
+    manifest = RunManifest(run_id="20260101T000000000Z-abcdef", workflow="w", workflow_digest=digest, started=1.0,
+                           nodes={"a": first, "b": second})
+    assert RunManifest.model_validate_json(manifest.__pydantic_serializer__.to_json(manifest)) == manifest

@@ -64,12 +64,17 @@ class Codec:
         )
 
 
+_JSON_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})  # values that are JSON: no other checks
+
+
 class JsonCodec(Codec):
     def decode(self, data: bytes, mime: str) -> Any:
         return json.loads(data)
 
     def encode(self, value: Any, mime: str) -> Encoded:
-        if isinstance(value, (bytes, bytearray, memoryview, os.PathLike)) or hasattr(value, "read"):
+        if type(value) not in _JSON_TYPES and (
+            isinstance(value, (bytes, bytearray, memoryview, os.PathLike)) or hasattr(value, "read")
+        ):
             return super().encode(value, mime)
         try:
             return encode_json(value)

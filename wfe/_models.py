@@ -83,6 +83,27 @@ class Artifact:
     def model_validate(cls, obj: Any) -> Artifact:
         return _artifact_adapter().validate_python(obj)
 
+    @classmethod
+    def made(
+        cls,
+        digest: str,
+        mime: str,
+        size: int,
+        name: str | None = None,
+        kind: Literal["inline", "ephemeral"] | None = None,
+        value: Any = None,
+    ) -> Artifact:
+        """An artifact of parts wfe has just made or checked itself, built without checking them again.
+
+        For every output of every node: a digest it computed, the MIME type and name
+        of a validated output spec, a length. Like a model's ``model_construct``.
+        """
+        artifact = object.__new__(cls)
+        for field, value_ in (("digest", digest), ("mime", mime), ("size", size), ("name", name), ("kind", kind),
+                              ("value", value)):
+            object.__setattr__(artifact, field, value_)
+        return artifact
+
     def model_dump(self, *, mode: Literal["json", "python"] = "python", exclude_none: bool = False) -> dict[str, Any]:
         return _artifact_adapter().dump_python(self, mode=mode, exclude_none=exclude_none)  # type: ignore[no-any-return]
 
@@ -454,6 +475,20 @@ class NodeRecord:
     iterations: int | None = None  # a loop node: how many iterations ran or were replayed
     subruns: list[str] | None = None  # sub-workflow and loop nodes: the run ids of their inner runs
     recomputed: bool | None = None  # an ephemeral output of it was lost and computed again for a consumer
+
+    @classmethod
+    def pending(cls, function: str | None, version: str | None, config: str | None) -> NodeRecord:
+        """A node's first record, from its plan (checked already): built without checking it again."""
+        record = object.__new__(cls)
+        for name, default, factory in _node_record_defaults():
+            setattr(record, name, default if factory is dataclasses.MISSING else factory())
+        record.function, record.version, record.config = function, version, config
+        return record
+
+
+@functools.cache
+def _node_record_defaults() -> tuple[tuple[str, Any, Any], ...]:
+    return tuple((f.name, f.default, f.default_factory) for f in dataclasses.fields(NodeRecord))
 
 
 class RunManifest(BaseModel):

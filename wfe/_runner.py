@@ -237,10 +237,10 @@ class _Run:
             self.store.functions.put(entry.spec)
         for node_id in self.order:
             p = self.planned[node_id]
-            self.manifest.nodes[node_id] = NodeRecord(
-                function=p.function.name if p.function else (p.inner.graph.name if p.inner else None),
-                version=p.version or None,
-                config=p.config_digest or None,
+            self.manifest.nodes[node_id] = NodeRecord.pending(
+                p.function.name if p.function else (p.inner.graph.name if p.inner else None),
+                p.version or None,
+                p.config_digest or None,
             )
         self.store.runs.put(self.manifest)
         log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.graph.name,

@@ -211,7 +211,7 @@ def _store_outputs(
         encoded = encode(item, spec.mime)
         if spec.kind == "persisted":
             digest, size = store.blobs.put_sized(encoded)
-            outputs.append(Artifact(digest=digest, mime=spec.mime, size=size, name=spec.name))
+            outputs.append(Artifact.made(digest, spec.mime, size, spec.name))
             if fresh is not None and isinstance(encoded, bytes) and size <= FRESH_LIMIT:
                 fresh[digest] = encoded  # the very bytes just hashed into ``digest``
             continue
@@ -223,12 +223,11 @@ def _store_outputs(
                 raise ValueError(
                     f"inline output {spec.name or spec.mime} is {len(data)} bytes (at most {INLINE_LIMIT})"
                 )
-            outputs.append(Artifact(digest=digest_of(data), mime=spec.mime, size=len(data), name=spec.name,
-                                    kind="inline", value=parsed))
+            outputs.append(Artifact.made(digest_of(data), spec.mime, len(data), spec.name, "inline", parsed))
         else:
             digest = digest_of(data)
             ephemeral[digest] = data
-            outputs.append(Artifact(digest=digest, mime=spec.mime, size=len(data), name=spec.name, kind="ephemeral"))
+            outputs.append(Artifact.made(digest, spec.mime, len(data), spec.name, "ephemeral"))
     return outputs, ephemeral
 
 
