@@ -274,7 +274,17 @@ class SupabaseStorageEmulator:
         return self._upload(request, bucket, key, upsert=True)
 
     def _download(self, request: Request, bucket: str, key: str) -> Response:
-        found = self._object(bucket, key)
+        with self._lock:  # an upsert replaces the object's file under this lock: open the current one
+            found = self._object(bucket, key)
+            handle = None if request.method == "HEAD" else open(found.path, "rb")  # noqa: SIM115 - read below
+        try:
+            return self._send(request, found, handle)
+        except BaseException:
+            if handle is not None:
+                handle.close()
+            raise
+
+    def _send(self, request: Request, found: StoredObject, handle: IO[bytes] | None) -> Response:
         start, end = 0, found.size - 1
         status = 200
         header = request.headers.get("Range")
@@ -300,7 +310,7 @@ class SupabaseStorageEmulator:
         }
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end}/{found.size}"
-        body = b"" if request.method == "HEAD" else read_file(found.path, start, end - start + 1)
+        body = b"" if handle is None else read_file(handle, start, end - start + 1)
         return Response(body, status=status, headers=headers, mimetype=found.mimetype)
 
     def _info(self, request: Request, bucket: str, key: str) -> Response:

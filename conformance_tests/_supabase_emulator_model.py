@@ -150,8 +150,8 @@ def copy_hashing(source: IO[bytes], destination: str) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
-def read_file(path: str, start: int, length: int) -> Iterator[bytes]:
-    handle = open(path, "rb")  # noqa: SIM115 - opened now: a later replace of the object must not cut this read
+def read_file(handle: IO[bytes], start: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes from ``start`` of an object's file, opened while it was the object's current one."""
     handle.seek(start)
 
     def chunks() -> Iterator[bytes]:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import pickle
+import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -371,3 +372,43 @@ def test_large_blob_put_and_read_keep_memory_flat(emulator: SupabaseStorageEmula
     # The emulator runs in this process too, so its buffers count here as well.
     assert put_peak < size // 2, f"put peaked at {put_peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB blob"
     assert read_peak < size // 2, f"read peaked at {read_peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB blob"
+
+
+def test_a_download_racing_replacements_gets_one_whole_version(fs: SupabaseFileSystem) -> None:
+    """As on Supabase: reading an object while it is being replaced gives the old or the new bytes, never an error."""
+    import threading
+
+    versions = [bytes([i]) * 4096 for i in range(8)]
+    fs.pipe_file("wfe/race/x", versions[0])
+    stop = threading.Event()
+
+    def replace() -> None:
+        turn = 0
+        while not stop.is_set():
+            turn += 1
+            fs.pipe_file("wfe/race/x", versions[turn % len(versions)])
+
+    reads: list[bytes] = []
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            reads.extend(fs.cat_file("wfe/race/x") for _ in range(150))
+        except BaseException as exc:  # reported below, with the reads that worked
+            failures.append(exc)
+
+    writers = [threading.Thread(target=replace) for _ in range(2)]
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the emulator's threads share this process: switch between them often
+    try:
+        for thread in writers + readers:
+            thread.start()
+        for reader in readers:
+            reader.join()
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+        sys.setswitchinterval(interval)
+    assert not failures and len(reads) == 600 and set(reads) <= set(versions)
