@@ -62,6 +62,16 @@ def test_in_process_nodes_are_handed_small_inputs_and_configs(tmp_path: Path, re
     assert values(store, result) == {"seed": {"n": 3}, **{f"leaf{i}": 3000 + i * i for i in range(5)}}
 
 
+def test_an_input_many_nodes_share_stays_in_memory_past_the_count(
+    tmp_path: Path, reads: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "FRESH_COUNT", 3)  # far fewer than the leaves, which each add an output
+    store = wfe.open_store(str(tmp_path / "store"))
+    result = wfe.run(fan_out(12), store, base_dir=FUNCTIONS)
+    assert result.ok and reads["blobs"] == 0  # the seed's output is used by every leaf: the last to be dropped
+    assert values(store, result) == {"seed": {"n": 3}, **{f"leaf{i}": 3000 + i * i for i in range(12)}}
+
+
 def test_without_the_handover_nodes_read_the_same_bytes_back(
     tmp_path: Path, reads: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,10 +36,12 @@ def check_node_id(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1024)  # a workflow names a handful of types, asked about several times per node
 def mime_base(mime: str) -> str:
     return mime.split(";", 1)[0].strip().lower()
 
 
+@functools.lru_cache(maxsize=1024)
 def mime_matches(pattern: str, mime: str) -> bool:
     """True if ``mime`` matches ``pattern`` (``*/*``, ``text/*`` or exact, parameters ignored)."""
     pattern, mime = mime_base(pattern), mime_base(mime)

@@ -146,7 +146,7 @@ def run(
 
 
 class FreshBlobs:
-    """Small blobs that nodes in this process just stored, by digest; the oldest go first past ``budget`` bytes.
+    """Small blobs nodes in this process just stored, by digest; the least recently used go first past the limits.
 
     The bytes are the very ones hashed into their digest, so handing them to a
     node downstream is the same as reading the blob back, minus the read.
@@ -157,6 +157,11 @@ class FreshBlobs:
         self.size = 0
         self.budget = FRESH_BYTES if budget is None else budget
         self.count = FRESH_COUNT if count is None else count
+
+    def take(self, digest: str) -> bytes:
+        """The bytes of a blob held here; it becomes the newest, so an input many nodes share stays."""
+        self.blobs.move_to_end(digest)
+        return self.blobs[digest]
 
     def add(self, blobs: dict[str, bytes]) -> None:
         for digest, data in blobs.items():
@@ -463,7 +468,7 @@ class _Run:
         if artifact.kind == "inline":
             return element_bytes(artifact)
         if artifact.stored:
-            return self.fresh.blobs[artifact.digest]
+            return self.fresh.take(artifact.digest)
         if artifact.digest not in self.memory:
             units.recompute(self, artifact.digest)
         return self.memory[artifact.digest]
