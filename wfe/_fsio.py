@@ -54,14 +54,14 @@ class translate:
         if isinstance(exc, (FileNotFoundError, FileExistsError, StoreError)):
             return
         if isinstance(exc, OSError):
-            raise StoreError(f"{self.operation} {self.path!r} failed: {exc}") from exc
+            _raise_os_error(self.operation, self.path, exc)
         if type(exc).__module__.startswith(("wfe.", "wfe")):  # backend libraries raise their own types
             return
         raise StoreError(f"{self.operation} {self.path!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _raise_os_error(operation: str, path: str, exc: OSError) -> NoReturn:
-    """Raise what ``translate`` makes of an OSError: not-found, exists and StoreError as they are, else a StoreError."""
+    """Raise what becomes of an OSError: not-found, exists and StoreError as they are, any other a StoreError."""
     if isinstance(exc, (FileNotFoundError, FileExistsError, StoreError)):
         raise exc
     raise StoreError(f"{operation} {path!r} failed: {exc}") from exc
