@@ -50,7 +50,7 @@ STEPS: list[tuple[Any, str, str]] = [
     (records.ConfigStore, "put_json", "store a config (before the loop)"),
     (fsio.LocalIO, "write_bytes", "write a small record (temp file, link)"),
     (fsio.LocalIO, "read_bytes", "read a record (or miss)"),
-    (fsio.LocalIO, "create_small", "create a lease file"),
+    (fsio.LocalIO, "link_new", "link a lease to the run's owner file"),
     (fsio.LocalIO, "delete", "delete a file"),
 ]
 

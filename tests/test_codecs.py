@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wfe
-from wfe._codecs import Codec, codec_for, decode, encode, register_codec
+from wfe._codecs import Codec, codec_for, decode, decode_json, encode, register_codec
 
 
 def test_builtin_codecs_by_mime() -> None:
@@ -63,3 +67,34 @@ def test_user_codec_takes_precedence(tmp_path: Path) -> None:
     assert isinstance(codec_for("application/x-reversed-test"), Reversed)
     assert decode(encode(b"abc", "application/x-reversed-test"), "application/x-reversed-test") == b"abc"
     assert encode(b"abc", "application/x-reversed-test") == b"cba"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _outcome(parse: Any, data: bytes | str) -> tuple[str, Any]:
+    try:
+        return "value", parse(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        return "error", type(exc).__name__
+
+
+@settings(max_examples=300)
+@given(
+    JSON_VALUES,
+    st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32-le", "str"]),
+    st.sampled_from(["", " ", "\n\t", "x", "]", "1"]),
+    st.binary(max_size=3),
+)
+def test_the_fast_json_parse_answers_as_json_loads(value: Any, encoding: str, around: str, noise: bytes) -> None:
+    """``decode_json`` takes a short cut for plain UTF-8; whatever the bytes, it parses or refuses as json.loads."""
+    text = json.dumps(value, ensure_ascii=False)
+    for document in (text, around + text, text + around):
+        data: bytes | str = document if encoding == "str" else document.encode(encoding, "surrogatepass")
+        assert _outcome(decode_json, data) == _outcome(json.loads, data)
+        if isinstance(data, bytes):
+            assert _outcome(decode_json, data + noise) == _outcome(json.loads, data + noise)

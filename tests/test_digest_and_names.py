@@ -45,6 +45,20 @@ def test_action_key_changes_with_each_part() -> None:
     assert key != action_key(*base[:3], [digest_of(b"x"), digest_of(b"x")])
 
 
+@given(st.text(), st.text(), st.text(), st.lists(st.text(), max_size=3))
+def test_action_key_is_the_digest_of_the_canonical_json_of_its_parts(
+    function: str, version: str, config: str, inputs: list[str]
+) -> None:
+    parts = {"function": function, "version": version, "config": config, "inputs": inputs}
+    try:
+        expected = digest_of(canonical_json(parts))
+    except UnicodeEncodeError:  # a lone surrogate is not text: neither form can hash it
+        with pytest.raises(UnicodeEncodeError):
+            action_key(function, version, config, inputs)
+        return
+    assert action_key(function, version, config, inputs) == expected
+
+
 @given(st.text(min_size=1, max_size=40))
 def test_name_encoding_round_trips_into_the_narrowest_key_alphabet(name: str) -> None:
     try:

@@ -406,3 +406,24 @@ def test_progress_on_a_terminal_shows_counts(tmp_path: Path) -> None:
     screen = b"".join(chunks).decode("utf-8", "replace")
     assert "ran     summary" in screen
     assert "7 ran, 0 cached, 0 failed" in screen and "7/7" in screen
+
+
+def test_the_inline_executors_futures_work_with_wait_and_as_completed() -> None:
+    """Its futures are born finished; the standard helpers still treat them as futures, beside real ones."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
+
+    inline = InlineExecutor()
+    ok, failed = inline.submit(lambda x: x * 2, 21), inline.submit(lambda: 1 / 0)
+    assert ok.done() and ok.result() == 42 and not ok.cancel() and not ok.cancelled()
+    with pytest.raises(ZeroDivisionError):
+        failed.result()
+    assert isinstance(failed.exception(), ZeroDivisionError)
+    seen = []
+    ok.add_done_callback(seen.append)  # called at once: it is done
+    assert seen == [ok]
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(time.sleep, 0.2)
+        done, pending = wait([slow, ok], return_when=FIRST_COMPLETED)
+        assert done == {ok} and pending == {slow}
+        assert set(as_completed([slow, ok, failed], timeout=10)) == {slow, ok, failed}
+        assert wait([slow, ok, failed]).not_done == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import wfe
 from wfe._digest import digest_of
 from wfe._gc import collect_garbage
-from wfe._lease import POLL, Leases, Waiting, lease_path
+from wfe._lease import OWNERS, POLL, Leases, Waiting, lease_path, read_lease
 from wfe._verify import verify_store
 
 LEASE_WORKFLOW = Path(__file__).resolve().parent / "workflows" / "lease"
@@ -151,3 +152,50 @@ def test_memory_stores_take_no_leases() -> None:
     store = wfe.open_store("memory://leases-" + uuid.uuid4().hex[:6])
     assert not Leases(store.io, "a").enabled
     assert Leases(store.io, "a").acquire(KEY) and Leases(store.io, "b").acquire(KEY)
+
+
+def test_on_local_disk_a_lease_is_a_link_to_its_runs_owner_file(store: wfe.Store) -> None:
+    leases = Leases(store.io, "run-1")
+    other_key = digest_of(b"other")
+    assert leases.acquire(KEY) and leases.acquire(other_key)
+    owners = list(store.io.walk(OWNERS))
+    assert len(owners) == 1  # one file per run, however many leases it holds
+    owner_file = os.stat(store.io.path(owners[0]))
+    assert os.stat(store.io.path(lease_path(KEY))).st_ino == owner_file.st_ino and owner_file.st_nlink == 3
+    refused = Leases(store.io, "run-2")
+    assert not refused.acquire(KEY)  # still refused like a lease of its own
+    leases.close()
+    refused.close()
+    assert list(store.io.walk("leases")) == []  # the leases and the owner files
+
+
+def test_a_runs_leases_stay_live_while_it_keeps_taking_leases(store: wfe.Store) -> None:
+    start = time.time() - 100
+    leases = Leases(store.io, "long-run", ttl=40)
+    assert leases.acquire(KEY, now=start)  # a node that has computed for 100 s by now
+    assert not leases.holder(KEY).live(time.time())  # type: ignore[union-attr]
+    assert leases.acquire(digest_of(b"a later node"))  # taking another lease renews the run's owner file
+    assert leases.holder(KEY).live(time.time())  # type: ignore[union-attr]
+    assert not Leases(store.io, "other").acquire(KEY)
+
+
+def test_gc_deletes_the_owner_file_of_a_gone_run_and_counts_only_leases(store: wfe.Store) -> None:
+    crashed, live = Leases(store.io, "crashed", ttl=1), Leases(store.io, "live")
+    assert crashed.acquire(KEY, now=time.time() - 10) and live.acquire(digest_of(b"other"))
+    assert len(list(store.io.walk(OWNERS))) == 2
+    assert collect_garbage(store, grace=0).leases_removed == 1
+    remaining = list(store.io.walk(OWNERS))
+    assert len(remaining) == 1 and read_lease(store.io, remaining[0]).owner == live.owner
+
+
+def test_without_hard_links_each_lease_is_a_file(store: wfe.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(source: str, target: str) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # what FAT and some network filesystems say
+
+    monkeypatch.setattr(os, "link", no_links)
+    first, second = Leases(store.io, "run-1"), Leases(store.io, "run-2")
+    assert first.acquire(KEY) and not second.acquire(KEY)
+    document = json.loads(Path(store.io.path(lease_path(KEY))).read_bytes())
+    assert document["owner"] == first.owner and "ttl" not in document
+    first.close()
+    assert second.acquire(KEY) and list(store.io.walk("leases")) == [lease_path(KEY)]

@@ -39,6 +39,26 @@ def encode_json(value: Any) -> bytes:
     return _OUTPUT_JSON.encode(value).encode("utf-8")
 
 
+# What json.loads runs, without its encoding and whitespace checks (set in __init__; typeshed does not list it).
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def decode_json(data: bytes | str) -> Any:
+    """``json.loads(data)``, several times faster for the usual case (UTF-8, nothing around the value).
+
+    Anything else (another encoding, a byte order mark, whitespace, trailing
+    data, no JSON at all) goes to ``json.loads`` itself, which decides.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value, end = _SCAN(text, 0)
+    except (UnicodeDecodeError, StopIteration, ValueError):
+        return json.loads(data)
+    if end != len(text):
+        return json.loads(data)
+    return value
+
+
 class Codec:
     """Turns bytes of some MIME types into values and back.
 
@@ -69,7 +89,7 @@ _JSON_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})  # valu
 
 class JsonCodec(Codec):
     def decode(self, data: bytes, mime: str) -> Any:
-        return json.loads(data)
+        return decode_json(data)
 
     def encode(self, value: Any, mime: str) -> Encoded:
         if type(value) not in _JSON_TYPES and (

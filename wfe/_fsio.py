@@ -15,6 +15,7 @@ class flags rather than by name anywhere else in wfe.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import itertools
 import os
@@ -60,6 +61,10 @@ class translate:
         raise StoreError(f"{self.operation} {self.path!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
+class NoHardLink(StoreError):
+    """This filesystem (or this file) takes no more hard links: use another way."""
+
+
 def _raise_os_error(operation: str, path: str, exc: OSError) -> NoReturn:
     """Raise what becomes of an OSError: not-found, exists and StoreError as they are, any other a StoreError."""
     if isinstance(exc, (FileNotFoundError, FileExistsError, StoreError)):
@@ -97,6 +102,8 @@ class StorageIO:
     - ``exclusive_publish``: of concurrent exclusive writes to one path, exactly
       one succeeds (a hard link on local disk, a lock in memory); without it,
       racing writers may each think they wrote first.
+    - ``hard_links``: :meth:`LocalIO.link_new` and :meth:`LocalIO.touch` exist
+      (local disk): a lease can then be a link to one file its run keeps fresh.
     """
 
     atomic_upload = False
@@ -104,6 +111,7 @@ class StorageIO:
     tamperable = True
     conditional_create = False
     exclusive_publish = False
+    hard_links = False
 
     def __init__(self, fs: Any, root: str) -> None:
         self.fs = fs
@@ -228,6 +236,14 @@ class StorageIO:
         """A path on this machine's disk for ``rel``, if the backend is local."""
         return None
 
+    def link_new(self, source: str, rel: str) -> bool:
+        """A second name for ``source``, where ``hard_links`` says there is a way (local disk)."""
+        raise NoHardLink(f"{self!r} has no hard links")
+
+    def touch(self, rel: str, when: float) -> None:
+        """Set the modification time of ``rel``, where ``hard_links`` says there is a way (local disk)."""
+        raise NoHardLink(f"{self!r} cannot set a modification time")
+
 
 def _rel(path: str, root: str) -> str:
     path = path.lstrip("/")
@@ -308,6 +324,7 @@ class LocalIO(StorageIO):
     """
 
     exclusive_publish = True  # os.link refuses an existing target
+    hard_links = True  # link_new and touch exist (leases are links to one file per run)
 
     def __init__(self, fs: Any, root: str) -> None:
         super().__init__(fs, os.path.abspath(root))
@@ -452,6 +469,35 @@ class LocalIO(StorageIO):
         except OSError as exc:
             _raise_os_error("publish", final, exc)
 
+    def link_new(self, source: str, rel: str) -> bool:
+        """Hard-link ``source`` to ``rel`` (both relative); False if ``rel`` exists already.
+
+        FileNotFoundError if ``source`` is missing; :class:`NoHardLink` where the
+        filesystem has no hard links or ``source`` has as many as it can take.
+        """
+        target = f"{self.root}/{rel}"
+        try:
+            try:
+                os.link(f"{self.root}/{source}", target)
+            except FileNotFoundError:
+                self.makedirs(os.path.dirname(target))
+                os.link(f"{self.root}/{source}", target)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno in _NO_LINK_ERRNOS:
+                raise NoHardLink(f"link {target!r} failed: {exc}") from exc
+            _raise_os_error("link", target, exc)
+
+    def touch(self, rel: str, when: float) -> None:
+        """Set the modification time of ``rel``."""
+        path = f"{self.root}/{rel}"
+        try:
+            os.utime(path, (when, when))
+        except OSError as exc:
+            _raise_os_error("touch", path, exc)
+
     def delete(self, rel: str) -> bool:
         path = f"{self.root}/{rel}"
         try:
@@ -486,6 +532,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_NO_LINK_ERRNOS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 _SMALL = 1 << 20  # records and small blobs: read with one system call, written without a staging object
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from ._digest import is_digest
 from ._errors import BlobNotFoundError, WfeError
 from ._history import iter_runs
-from ._lease import expired_leases
+from ._lease import OWNERS, expired_leases
 from ._models import RunManifest
 from ._progress import Progress
 from ._store import Store
@@ -203,8 +203,8 @@ def collect_garbage(
         if written is not None and now - written >= grace and (dry_run or store.io.delete(rel)):
             report.temporary_removed += 1
     for rel in list(expired_leases(store.io, now)):  # a live lease is kept: its run is computing
-        if dry_run or store.io.delete(rel):
-            report.leases_removed += 1
+        if (dry_run or store.io.delete(rel)) and not rel.startswith(OWNERS + "/"):
+            report.leases_removed += 1  # a gone run's owner file goes too, but is not a lease
     report.deleted_runs.sort()
     report.deleted_blobs.sort()
     return report

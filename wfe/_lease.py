@@ -7,12 +7,20 @@ create-only upload on Supabase. Backends without such a write, and stores
 no other process can see, get no leases: every run computes, and the action
 cache's first-write-wins keeps results consistent either way.
 
+On local disk a lease is a hard link, made with one system call, to a
+file its run writes once (``leases/owners/<token>.json``): a new file per
+action would cost a run about twice as much, most of it in making the
+file. Such a lease says ``"ttl"`` as well, and stays live until ``ttl``
+seconds after its owner file was last touched, which the run does as it
+takes leases; a run's leases thus expire together, ``ttl`` after it last
+took one. Elsewhere each lease is its own small file.
+
 Leases only save work; they are never needed for correctness. A waiter
 never blocks its run (it asks again between other work), gives up after
 at most ``ttl`` seconds and computes anyway. A lease whose owner crashed is
 stale once expired, or at once if the owner was a process on this host
 that no longer exists; a stale lease is taken over, and ``wfe gc``
-deletes stale ones.
+deletes stale ones (and the owner files of runs that are gone).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,9 +36,10 @@ from typing import TypeVar
 
 from ._digest import hex_of
 from ._errors import StoreError
-from ._fsio import StorageIO
+from ._fsio import NoHardLink, StorageIO
 
 PREFIX = "leases"
+OWNERS = f"{PREFIX}/owners"  # one file per run, which that run's leases on local disk are hard links to
 DEFAULT_TTL = 300.0  # seconds a holder may compute before others stop waiting for it
 POLL = 0.2  # seconds between looks at the action cache while another run holds the lease
 WRITE_GRACE = 10.0  # seconds an unparsable lease (being written, or torn by a crash) counts as held
@@ -103,6 +113,9 @@ class Leases:
         self.enabled = supports_leases(storage)
         self._held: dict[str, float] = {}  # key -> our lease's expiry
         self._deadlines: dict[str, float] = {}  # key -> when to stop waiting for another owner
+        self._linking = self.enabled and storage.hard_links
+        self._owner_file: str | None = None  # what our leases link to, once the first is taken
+        self._touched = 0.0  # when the owner file's time was last set
 
     @property
     def owner(self) -> str:
@@ -124,10 +137,9 @@ class Leases:
             return True
         now = time.time() if now is None else now
         rel = lease_path(key)
-        data = f'{{"owner": {self._owner_json}, "expires": {now + self.ttl!r}}}'.encode()  # json.dumps' bytes
         try:
             for _attempt in range(2):
-                if self._io.create_small(rel, data):
+                if self._create(rel, now):
                     self._held[key] = now + self.ttl
                     return True
                 current = self.holder(key)
@@ -143,6 +155,41 @@ class Leases:
             log.warning("lease for %s unavailable (%s); computing without one", key, exc)
             return True
         return False
+
+    def _create(self, rel: str, now: float) -> bool:
+        """Create the lease at ``rel`` unless it exists: a link to our owner file, or a file of its own."""
+        if self._linking:
+            try:
+                return self._link(rel, now)
+            except NoHardLink as exc:  # a filesystem without hard links: a file per lease from now on
+                log.debug("leases as files, not links: %s", exc)
+                self._linking = False
+                self._drop_owner_file()
+        data = f'{{"owner": {self._owner_json}, "expires": {now + self.ttl!r}}}'.encode()  # json.dumps' bytes
+        return self._io.create_small(rel, data)
+
+    def _link(self, rel: str, now: float) -> bool:
+        owner_file = self._owner_file
+        try:
+            if owner_file is None:
+                owner_file = self._new_owner_file(now)
+            elif now - self._touched >= self.ttl / 4:  # keep every lease we hold from expiring
+                self._io.touch(owner_file, now)
+                self._touched = now
+            return self._io.link_new(owner_file, rel)
+        except (FileNotFoundError, NoHardLink):
+            # Our owner file was collected (it looked stale), or has all the links it can take.
+            return self._io.link_new(self._new_owner_file(now), rel)
+
+    def _new_owner_file(self, now: float) -> str:
+        rel = f"{OWNERS}/{secrets.token_hex(8)}.json"
+        data = f'{{"owner": {self._owner_json}, "expires": {now + self.ttl!r}, "ttl": {self.ttl!r}}}'.encode()
+        self._io.create_small(rel, data)
+        self._io.touch(rel, now)
+        previous, self._owner_file, self._touched = self._owner_file, rel, now
+        if previous is not None:  # the leases linked to it keep its contents
+            self._io.delete(previous)
+        return rel
 
     def holder(self, key: str) -> LeaseInfo | None:
         """The current lease for ``key``, or None if there is none."""
@@ -207,6 +254,19 @@ class Leases:
         for key in list(self._held):
             self.release(key)
 
+    def close(self) -> None:
+        """Release every lease still held and delete the owner file: the run is over."""
+        self.release_all()
+        self._drop_owner_file()
+
+    def _drop_owner_file(self) -> None:
+        if self._owner_file is not None:
+            try:
+                self._io.delete(self._owner_file)
+            except StoreError as exc:
+                log.warning("cannot delete %s (%s); wfe gc will", self._owner_file, exc)
+            self._owner_file = None
+
 
 def expired_leases(storage: StorageIO, now: float | None = None) -> Iterator[str]:
     """Paths of leases that are stale (expired, or their process gone) or unreadable: for gc to delete."""
@@ -230,7 +290,12 @@ def read_lease(storage: StorageIO, rel: str) -> LeaseInfo:
     data = storage.read_bytes(rel)
     try:
         document = json.loads(data)
-        return LeaseInfo(str(document["owner"]), float(document["expires"]))
+        lease = LeaseInfo(str(document["owner"]), float(document["expires"]))
+        if "ttl" not in document:
+            return lease
+        # A link to an owner file: live until ``ttl`` after the owner last touched it.
+        touched = storage.modified(rel)
+        return LeaseInfo(lease.owner, max(lease.expires, (touched or 0.0) + float(document["ttl"])))
     except (ValueError, KeyError, TypeError):
         try:
             modified = storage.modified(rel)

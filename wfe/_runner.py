@@ -256,6 +256,8 @@ class _Run:
         except KeyboardInterrupt:
             self._interrupted()
             raise
+        finally:
+            self.leases.close()  # whatever ended the loop: no lease of this run outlives it
         if self.stop_requested:
             self._interrupted()
             raise KeyboardInterrupt(f"run {self.manifest.run_id} interrupted")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._capture import capture_output
-from ._codecs import ARTIFACT_LIST, decode, encode, encode_json
+from ._codecs import ARTIFACT_LIST, decode, decode_json, encode, encode_json
 from ._digest import digest_of
 from ._errors import UnknownFunctionError, WfeError
 from ._functions import load_workflow_modules, resolve
@@ -128,7 +128,7 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                 )
             payloads = dict(task.payloads)
             config_bytes = payloads.get(task.config_digest)  # handed over in process
-            config = json.loads(config_bytes) if config_bytes is not None else store.configs.get(task.config_digest)
+            config = decode_json(config_bytes) if config_bytes is not None else store.configs.get(task.config_digest)
             args = []
             for declared, (digest, mime) in zip(spec.inputs, task.inputs, strict=False):
                 if declared.as_path:
