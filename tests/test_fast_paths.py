@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 import wfe
 import wfe._runner as runner_module
-from wfe._blobs import BlobStore
+from wfe._blobs import BlobStore, blob_path
 from wfe._digest import canonical_json, digest_of
 from wfe._errors import WorkflowError
 from wfe._lease import WRITE_GRACE, Leases, expired_leases, lease_path
@@ -131,6 +131,22 @@ def test_a_small_blob_put_twice_is_stored_once(tmp_path: Path) -> None:
     first, second = store.blobs.put_new(b"same"), store.blobs.put_new(b"same")
     assert first[2] and not second[2] and first[:2] == second[:2]
     assert sorted(os.listdir(store.io.path("tmp"))) == []  # the refused temp file is gone too
+
+
+def test_a_small_blob_this_store_put_lately_is_looked_for_not_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many nodes returning one value: the repeats cost a look, not a write; a blob gone meanwhile is written."""
+    store = wfe.open_store(str(tmp_path / "store"))
+    temps: list[str] = []
+    create_temp = type(store.io).create_temp
+    monkeypatch.setattr(type(store.io), "create_temp", lambda io: temps.append("t") or create_temp(io))
+    digest = store.blobs.put(b"1")
+    assert [store.blobs.put_new(b"1")[2] for _ in range(5)] == [False] * 5 and len(temps) == 1
+    os.unlink(store.io.path(blob_path(digest)))  # removed behind the store's back
+    assert store.blobs.put_new(b"1")[2] and store.blobs.get(digest) == b"1" and len(temps) == 2
+    other = wfe.open_store(str(tmp_path / "store"))  # a store that never put it: writes, and is refused
+    assert not other.blobs.put_new(b"1")[2] and len(temps) == 3
 
 
 def test_large_bytes_are_hashed_beside_the_write_and_stored_once(tmp_path: Path) -> None:
@@ -279,3 +295,40 @@ def test_unchecked_constructors_make_what_validation_makes(kind: Any, value: Any
     manifest = RunManifest(run_id="20260101T000000000Z-abcdef", workflow="w", workflow_digest=digest, started=1.0,
                            nodes={"a": first, "b": second})
     assert RunManifest.model_validate_json(manifest.__pydantic_serializer__.to_json(manifest)) == manifest
+
+
+GRAPHS_ALIVE = '''
+import gc
+
+import wfe
+from wfe._models import WorkflowGraph
+
+
+@wfe.function(outputs="application/json")
+def graphs_alive():
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, WorkflowGraph) and o.name == "freed-graph")
+'''
+
+
+def test_a_run_from_a_file_or_the_command_line_frees_its_graph_once_planned(tmp_path: Path) -> None:
+    """A large workflow's nodes, edges and configs need not stay in memory while its plan runs."""
+    import contextlib
+    import io
+
+    from wfe.cli import main
+
+    (tmp_path / "graphs_alive.py").write_text(GRAPHS_ALIVE)
+    workflow = tmp_path / "freed.json"
+    workflow.write_text(json.dumps({"name": "freed-graph", "modules": ["graphs_alive"],
+                                    "nodes": [{"id": "count", "function": "graphs_alive"}]}))
+    store = wfe.open_store(str(tmp_path / "store"))
+    result = wfe.run(workflow, store)
+    assert values(store, result) == {"count": 0}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", str(workflow), "--store", str(tmp_path / "cli-store"), "--json"]) == 0
+    digest = json.loads(out.getvalue())["nodes"]["count"]["outputs"][0]["digest"]
+    assert json.loads(wfe.open_store(str(tmp_path / "cli-store")).blobs.get(digest)) == 0
+    graph = load_workflow(workflow)  # a graph its caller keeps is left alone, of course
+    assert values(store, wfe.run(graph, store, force=True, base_dir=tmp_path)) == {"count": 1}

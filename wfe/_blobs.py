@@ -18,6 +18,7 @@ BlobSource = Union[bytes, bytearray, memoryview, IO[bytes], "os.PathLike[str]"]
 
 BLOB_PREFIX = "blobs/sha256"
 SMALL_BLOB = 64 * 1024  # bytes
+RECENT_BLOBS = 1024  # digests of small blobs a store remembers putting (then forgets them all and starts again)
 _HASH_POOL: ThreadPoolExecutor | None = None
 _HASH_POOL_LOCK = threading.Lock()
 
@@ -62,6 +63,7 @@ class BlobStore:
 
     def __init__(self, storage: StorageIO) -> None:
         self._io = storage
+        self._recent: dict[str, None] = {}  # small blobs this store put lately: likely there, so asked first
 
     def __repr__(self) -> str:
         return f"BlobStore({self._io!r})"
@@ -92,11 +94,17 @@ class BlobStore:
         digest = digest_of(data)
         rel = blob_path(digest)
         # Ask first unless the write itself refuses an existing blob and the data is small enough
-        # that writing it in vain costs less than asking every time.
+        # that writing it in vain costs less than asking every time: except for the blobs this store
+        # put lately, such as the same value returned by many nodes, which are likely there already.
         refuses = self._io.conditional_create or (self._io.exclusive_publish and len(data) <= SMALL_BLOB)
-        if not refuses and self._io.exists(rel):
+        if (not refuses or digest in self._recent) and self._io.exists(rel):
             return digest, len(data), False
-        return digest, len(data), self._io.write_bytes(rel, data, exclusive=True)
+        created = self._io.write_bytes(rel, data, exclusive=True)
+        if refuses:
+            if len(self._recent) >= RECENT_BLOBS:
+                self._recent.clear()
+            self._recent[digest] = None
+        return digest, len(data), created
 
     def _put_large_local(self, data: bytes) -> tuple[str, int, bool]:
         """Hash in a helper thread while the bytes go to a temp file; publish under the digest.
@@ -195,6 +203,7 @@ class BlobStore:
 
     def delete(self, digest: str) -> bool:
         """Remove a blob; False if it was not there."""
+        self._recent.pop(digest, None)
         return self._io.delete(blob_path(digest))
 
     def __iter__(self) -> Iterator[str]:

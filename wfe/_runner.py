@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from . import _units as units
 from ._capture import hooks_installed
@@ -41,9 +41,8 @@ log = logging.getLogger(__name__)
 __all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan", "run"]
 
 
-@dataclass(frozen=True)
-class Pending:
-    """What a task in flight was for: a node, or one element of a mapped node."""
+class Pending(NamedTuple):
+    """What a task in flight was for: a node, or one element of a mapped node (made once per task)."""
 
     node_id: str
     key: str
@@ -137,6 +136,9 @@ def run(
     try:
         runner = _Run(graph, store, planned, folder, handle, force, on_event)
         runner.pinned_files = dict(pinned_files or {})
+        # The run needs only its plan from here: a graph no one else holds (one loaded from a file, or handed
+        # over as the command line does) is freed now, and the run's own objects reuse its memory.
+        del workflow, graph, planned
         result = runner.execute()
     except BaseException:
         handle.close(cancel=True)
@@ -186,7 +188,7 @@ class _Run:
         given: dict[str, Artifact] | None = None,
         outer: _Run | None = None,
     ) -> None:
-        self.graph = graph
+        self.name = graph.name
         self.folder = folder
         self.given = dict(given or {})  # the artifacts of a sub-workflow's inputs
         self.outer = outer
@@ -248,7 +250,7 @@ class _Run:
                 p.config_digest or None,
             )
         self.store.runs.put(self.manifest)
-        log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.graph.name,
+        log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.name,
                  len(self.order), self.handle.description, self.store.url)
         try:
             with self._sigint_stops_scheduling(), hooks_installed() if self.inline else nullcontext():

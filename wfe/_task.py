@@ -27,7 +27,7 @@ from ._functions import load_workflow_modules, resolve
 from ._models import INLINE_LIMIT, Artifact, OutputSpec, mime_base
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Task:
     """What a worker needs to run one node: names, digests and where the store is.
 

@@ -60,9 +60,11 @@ def main(args: argparse.Namespace) -> int:
     graph = load_workflow(args.workflow)
     clock = time.perf_counter()
     display = make_display(len(graph.nodes), quiet=args.json)
+    handed = [graph]  # run() then holds the only reference, and frees the graph once it is planned
+    del graph
     try:
-        result = run(graph, store, executor=args.executor, jobs=args.jobs, force=args.force, on_event=display,
-                     base_dir=Path(args.workflow).resolve().parent)
+        result = run(handed.pop(), store, executor=args.executor, jobs=args.jobs, force=args.force,
+                     on_event=display, base_dir=Path(args.workflow).resolve().parent)
     except KeyboardInterrupt as exc:
         if display is not None:
             display.close()
