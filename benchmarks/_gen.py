@@ -28,14 +28,12 @@ def big(*, mib=256):
 
 @wfe.function(outputs="application/octet-stream")
 def big_to_path(*, mib=256):
-    import os, tempfile
-    fd, path = tempfile.mkstemp(dir=os.environ.get("WFE_BENCH_SCRATCH"))  # the driver cleans it up
+    path = wfe.scratch_dir() / "big.bin"  # on the store's disk: moved into the store, not copied
     block = bytes(4 * 1024 * 1024)
-    with os.fdopen(fd, "wb") as f:
+    with open(path, "wb") as f:
         for _ in range(mib // 4):
             f.write(block)
-    import pathlib
-    return pathlib.Path(path)
+    return path
 '''
 
 

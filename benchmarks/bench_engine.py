@@ -87,9 +87,6 @@ def cold_and_cached(workflow: Path, repeat: int, *, large: bool = False) -> tupl
         peaks_cached.append(peak)
         if large:
             shutil.rmtree(store, ignore_errors=True)
-            scratch = Path(os.environ["WFE_BENCH_SCRATCH"])
-            for leftover in scratch.iterdir():  # what the function wrote to hand over by path
-                leftover.unlink()
     med = statistics.median
     return med(colds), med(cacheds), med(peaks_cold), med(peaks_cached)
 
@@ -222,7 +219,6 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="wfe-bench-wf-"))
     (work / "scratch").mkdir()
-    os.environ["WFE_BENCH_SCRATCH"] = str(work / "scratch")
     rows: list[str] = []
     one = write(work, "chain", 1)
     base_cold, base_cached, base_peak, _ = cold_and_cached(one, max(args.repeat, 5))  # every row is net of it

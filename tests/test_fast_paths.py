@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from wfe._errors import WorkflowError
 from wfe._lease import WRITE_GRACE, Leases, expired_leases, lease_path
 from wfe._models import CANONICAL_SLICE, ActionResult, Artifact, NodeRecord, RunManifest, load_workflow
 from wfe._records import RECORD_SLICE, STREAM_NODES, ConfigStore
+from wfe._verify import verify_store
 
 FUNCTIONS = Path(__file__).resolve().parent / "workflows" / "executors"
 KEY = digest_of(b"an action")
@@ -332,3 +334,81 @@ def test_a_run_from_a_file_or_the_command_line_frees_its_graph_once_planned(tmp_
     assert json.loads(wfe.open_store(str(tmp_path / "cli-store")).blobs.get(digest)) == 0
     graph = load_workflow(workflow)  # a graph its caller keeps is left alone, of course
     assert values(store, wfe.run(graph, store, force=True, base_dir=tmp_path)) == {"count": 1}
+
+
+SCRATCH_FUNCTIONS = '''
+import os
+import tempfile
+from pathlib import Path
+
+import wfe
+
+
+@wfe.function(outputs=["application/octet-stream", "application/json"])
+def written(*, how="own", outside=""):
+    folder = wfe.scratch_dir()
+    path = folder / "out.bin"
+    if how == "own":  # mkstemp: a file only its owner may read, until the store takes it
+        fd, name = tempfile.mkstemp(dir=folder)
+        os.write(fd, b"scratch bytes " * 1000)
+        os.close(fd)
+        path = Path(name)
+    elif how == "hardlink":  # a second name for a file elsewhere: must be copied, not moved
+        os.link(outside, path)
+    else:  # a symbolic link to a file elsewhere: the same
+        path.symlink_to(outside)
+    return path, {"ino": os.stat(path).st_ino, "folder": str(folder)}
+'''
+
+
+@pytest.fixture(scope="module")
+def scratch_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("scratch-module")
+    (folder / "scratch_functions.py").write_text(SCRATCH_FUNCTIONS)
+    return folder
+
+
+def scratch_run(folder: Path, store: wfe.Store, **config: str) -> tuple[wfe.Artifact, dict[str, Any]]:
+    graph = wfe.WorkflowGraph.model_validate({"name": "scratch", "modules": ["scratch_functions"],
+                                              "nodes": [{"id": "w", "function": "written", "config": config}]})
+    result = wfe.run(graph, store, base_dir=folder, force=True)
+    assert result.ok, result.manifest.nodes["w"].error
+    blob, info = result.outputs("w")
+    return blob, json.loads(store.blobs.get(info.digest))
+
+
+def test_a_file_in_the_scratch_folder_is_moved_into_the_store_not_copied(tmp_path: Path, scratch_module: Path) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    blob, info = scratch_run(scratch_module, store)
+    stored = os.stat(store.io.path(blob_path(blob.digest)))
+    assert stored.st_ino == info["ino"] and stored.st_nlink == 1  # the very file the function wrote
+    assert stat.S_IMODE(stored.st_mode) == 0o644 & ~current_umask()  # as if the store had written it
+    assert store.blobs.get(blob.digest) == b"scratch bytes " * 1000
+    assert not os.path.exists(info["folder"]) and os.path.dirname(info["folder"]) == store.io.path("tmp")
+    with pytest.raises(wfe.WfeError, match="running as a node"):
+        wfe.scratch_dir()
+
+
+@pytest.mark.parametrize("how", ["hardlink", "symlink"])
+def test_a_scratch_file_that_is_another_files_second_name_is_copied(
+    tmp_path: Path, scratch_module: Path, how: str
+) -> None:
+    outside = tmp_path / "users-file.bin"
+    outside.write_bytes(b"the user's own bytes")
+    store = wfe.open_store(str(tmp_path / "store"))
+    blob, _ = scratch_run(scratch_module, store, how=how, outside=str(outside))
+    assert os.stat(store.io.path(blob_path(blob.digest))).st_ino != os.stat(outside).st_ino
+    outside.write_bytes(b"changed later by its owner")  # the stored blob does not change with it
+    assert store.blobs.get(blob.digest) == b"the user's own bytes" and verify_store(store).clean
+
+
+def test_on_a_store_without_local_files_the_scratch_folder_is_a_temporary_one(scratch_module: Path) -> None:
+    store = wfe.open_store("memory://scratch-" + os.urandom(4).hex())
+    blob, info = scratch_run(scratch_module, store)
+    assert store.blobs.get(blob.digest) == b"scratch bytes " * 1000 and not os.path.exists(info["folder"])
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -24,6 +24,7 @@ from ._functions import Input, Output, function
 from ._models import Artifact, Edge, FunctionSpec, Node, RunManifest, WorkflowGraph, load_workflow
 from ._runner import RunResult, run
 from ._store import Store, open_store
+from ._task import scratch_dir
 
 __version__ = "0.1.0"
 
@@ -60,4 +61,5 @@ __all__ = [
     "open_store",
     "register_codec",
     "run",
+    "scratch_dir",
 ]

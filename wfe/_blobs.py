@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import IO, BinaryIO, Union, cast
 
 from ._digest import PREFIX, digest_of, hex_of, new_hasher, validate_digest
@@ -75,6 +76,26 @@ class BlobStore:
     def put_sized(self, data: BlobSource) -> tuple[str, int]:
         """Like :meth:`put`, also returning the size in bytes."""
         digest, size, _created = self.put_new(data)
+        return digest, size
+
+    def put_moved(self, path: str) -> tuple[str, int]:
+        """Store the local file at ``path`` by moving it into place; return ``(digest, size)``.
+
+        For a file no one else holds or writes (a node's scratch file): on local
+        disk it is hashed, then linked under its digest and removed from ``path``,
+        so its bytes are never copied. Elsewhere it is put like any file.
+        """
+        if not self._io.hard_links:
+            return self.put_sized(Path(path))
+        hasher = new_hasher()
+        size = 0
+        buffer = memoryview(bytearray(CHUNK_SIZE))
+        with open(path, "rb", buffering=0) as source:
+            while count := source.readinto(buffer):
+                hasher.update(buffer[:count])
+                size += count
+        digest = PREFIX + hasher.hexdigest()
+        self._io.adopt(path, blob_path(digest))
         return digest, size
 
     def put_new(self, data: BlobSource) -> tuple[str, int, bool]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import itertools
 import os
@@ -243,6 +244,10 @@ class StorageIO:
     def touch(self, rel: str, when: float) -> None:
         """Set the modification time of ``rel``, where ``hard_links`` says there is a way (local disk)."""
         raise NoHardLink(f"{self!r} cannot set a modification time")
+
+    def adopt(self, path: str, rel: str) -> bool:
+        """Move the local file at ``path`` to ``rel`` unless ``rel`` exists (False), where ``hard_links`` says how."""
+        raise NoHardLink(f"{self!r} cannot take over a local file")
 
 
 def _rel(path: str, root: str) -> str:
@@ -490,6 +495,23 @@ class LocalIO(StorageIO):
                 raise NoHardLink(f"link {target!r} failed: {exc}") from exc
             _raise_os_error("link", target, exc)
 
+    def adopt(self, path: str, rel: str) -> bool:
+        """Move the file at ``path`` (on this disk) to ``rel``, with a new file's mode; False if ``rel`` exists.
+
+        Either way ``path`` is gone after: if ``rel`` exists, it holds the same bytes.
+        """
+        final = f"{self.root}/{rel}"
+        try:
+            try:
+                os.chmod(path, 0o644 & ~_umask())  # as if the store had made it
+                return self.publish_temp(path, final, exclusive=True)
+            finally:
+                os.unlink(path)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            _raise_os_error("publish", final, exc)
+
     def touch(self, rel: str, when: float) -> None:
         """Set the modification time of ``rel``."""
         path = f"{self.root}/{rel}"
@@ -532,6 +554,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+@functools.cache
+def _umask() -> int:
+    """This process's umask, read where the system tells it without changing it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 _NO_LINK_ERRNOS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 _SMALL = 1 << 20  # records and small blobs: read with one system call, written without a staging object
 

@@ -179,7 +179,6 @@ def validate_run_id(run_id: str) -> str:
 
 
 STREAM_NODES = 1000  # run records of this many nodes or more are written piece by piece
-STREAM_CHUNK = 256 * 1024  # small enough not to show in a large run's peak memory
 RECORD_SLICE = 256  # node records serialised per call: the cost of a call is shared, the memory stays small
 
 
@@ -188,16 +187,18 @@ def _node_records() -> TypeAdapter[dict[str, NodeRecord]]:
     return TypeAdapter(dict[str, NodeRecord])  # built on first use: start-up pays for nothing it does not use
 
 
-def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
-    """The manifest's JSON in pieces: its fields, then its node records a slice at a time."""
+def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes | memoryview]:
+    """The manifest's JSON in pieces: its fields, then its node records a slice at a time (views, not copies)."""
     head = json.dumps(manifest.model_dump(mode="json", exclude_none=True, exclude={"nodes"}), ensure_ascii=False)
     yield head[:-1].encode("utf-8") + b', "nodes": {'
     adapter = _node_records()
     items = iter(manifest.nodes.items())
-    separator = b""
+    first = True
     while piece := dict(itertools.islice(items, RECORD_SLICE)):
-        yield separator + adapter.dump_json(piece, exclude_none=True)[1:-1]  # the slice's records, sans braces
-        separator = b","
+        if not first:
+            yield b","
+        first = False
+        yield memoryview(adapter.dump_json(piece, exclude_none=True))[1:-1]  # the slice's records, sans braces
     yield b"}}"
 
 
@@ -217,16 +218,11 @@ class RunStore:
         if len(manifest.nodes) < STREAM_NODES:
             self._io.write_bytes(rel, manifest.__pydantic_serializer__.to_json(manifest, exclude_none=True))
             return
-        # A large run's record is written a node at a time: never a second copy of it in memory.
+        # A large run's record is written a slice of nodes at a time: never a second copy of it in memory.
         staging = self._io.stage()
         try:
-            buffer = bytearray()
             for piece in _manifest_pieces(manifest):
-                buffer += piece
-                if len(buffer) >= STREAM_CHUNK:
-                    staging.write(bytes(buffer))
-                    buffer.clear()
-            staging.write(bytes(buffer))
+                staging.write(piece)
             staging.publish(rel, exclusive=False)
         finally:
             staging.discard()

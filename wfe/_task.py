@@ -8,6 +8,7 @@ and the run manifest.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import logging
@@ -17,6 +18,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._capture import capture_output
@@ -69,6 +71,56 @@ class TaskResult:
 
 FRESH_LIMIT = 64 * 1024  # stored outputs up to this size are handed on in memory within a process
 
+
+class _Scratch:
+    """The running node's scratch folder, made on first use; on local disk, inside the store's ``tmp/``."""
+
+    __slots__ = ("base", "path")
+
+    def __init__(self, base: str | None) -> None:
+        self.base = base
+        self.path: str | None = None
+
+    def folder(self) -> str:
+        if self.path is None:
+            if self.base is not None:
+                os.makedirs(self.base, exist_ok=True)
+            self.path = os.path.realpath(tempfile.mkdtemp(prefix="node-", dir=self.base))
+        return self.path
+
+    def owns(self, path: Any) -> bool:
+        """True for a file of its own in the folder: not a link to, or a second name of, a file elsewhere."""
+        if self.path is None or self.base is None:
+            return False
+        real = os.path.realpath(path)
+        if os.path.dirname(real) != self.path or os.path.islink(path):
+            return False
+        try:
+            return os.stat(real).st_nlink == 1
+        except OSError:
+            return False
+
+    def remove(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+_SCRATCH: contextvars.ContextVar[_Scratch | None] = contextvars.ContextVar("wfe_node_scratch", default=None)
+
+
+def scratch_dir() -> Path:
+    """A folder for the running node's own files, deleted when the node ends.
+
+    On a local store it is on the store's disk, and a file in it that the
+    function returns as an output is moved into the store instead of copied:
+    write a large output there and return its path. Do not write to such a
+    file after returning it.
+    """
+    scratch = _SCRATCH.get()
+    if scratch is None:
+        raise WfeError("wfe.scratch_dir() is for a function running as a node of a run")
+    return Path(scratch.folder())
+
 _STORES: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
 
 
@@ -115,6 +167,7 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
     in_process = store is not None  # the coordinator handed its own store: same process
     scratch: str | None = None
     result: TaskResult
+    node_scratch: _Scratch | None = None
     with capture_output(task.log_level) as captured:
         try:
             if store is None:
@@ -143,9 +196,14 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                     args.append(target)
                 else:
                     args.append(_decode_input(store, payloads, digest, mime))
-            value = entry.func(*args, **config)
+            node_scratch = _Scratch(store.io.local_path("tmp") if store.io.hard_links else None)
+            token = _SCRATCH.set(node_scratch)
+            try:
+                value = entry.func(*args, **config)
+            finally:
+                _SCRATCH.reset(token)
             fresh: dict[str, bytes] | None = {} if in_process else None
-            outputs, produced = _store_outputs(store, spec.outputs, value, fresh)
+            outputs, produced = _store_outputs(store, spec.outputs, value, fresh, node_scratch)
             result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced,
                                 fresh=fresh)
         except Exception as exc:
@@ -161,6 +219,8 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
+            if node_scratch is not None:
+                node_scratch.remove()
     text = captured.text()
     if text and store is not None:
         try:
@@ -188,11 +248,16 @@ def element_bytes(artifact: Artifact) -> bytes:
 
 
 def _store_outputs(
-    store: Any, specs: tuple[OutputSpec, ...], value: Any, fresh: dict[str, bytes] | None = None
+    store: Any,
+    specs: tuple[OutputSpec, ...],
+    value: Any,
+    fresh: dict[str, bytes] | None = None,
+    scratch: _Scratch | None = None,
 ) -> tuple[list[Artifact], dict[str, bytes]]:
     """Put each returned value by its output's kind; return the artifacts and the ephemeral bytes.
 
-    Small stored outputs are also added to ``fresh`` (by digest) when it is given.
+    Small stored outputs are also added to ``fresh`` (by digest) when it is given; a file of the
+    node's own scratch folder is moved into the store.
     """
     if len(specs) == 0:
         return [], {}
@@ -210,7 +275,10 @@ def _store_outputs(
     for spec, item in zip(specs, values, strict=True):
         encoded = encode(item, spec.mime)
         if spec.kind == "persisted":
-            digest, size = store.blobs.put_sized(encoded)
+            if isinstance(encoded, os.PathLike) and scratch is not None and scratch.owns(encoded):
+                digest, size = store.blobs.put_moved(os.fspath(encoded))
+            else:
+                digest, size = store.blobs.put_sized(encoded)
             outputs.append(Artifact.made(digest, spec.mime, size, spec.name))
             if fresh is not None and isinstance(encoded, bytes) and size <= FRESH_LIMIT:
                 fresh[digest] = encoded  # the very bytes just hashed into ``digest``
