@@ -349,7 +349,8 @@ def written(*, how="own", outside=""):
     folder = wfe.scratch_dir()
     path = folder / "out.bin"
     if how == "own":  # mkstemp: a file only its owner may read, until the store takes it
-        fd, name = tempfile.mkstemp(dir=folder)
+        (folder / "sub").mkdir()
+        fd, name = tempfile.mkstemp(dir=folder / "sub")
         os.write(fd, b"scratch bytes " * 1000)
         os.close(fd)
         path = Path(name)

@@ -93,7 +93,7 @@ class _Scratch:
         if self.path is None or self.base is None:
             return False
         real = os.path.realpath(path)
-        if os.path.dirname(real) != self.path or os.path.islink(path):
+        if not real.startswith(self.path + os.sep) or os.path.islink(path):
             return False
         try:
             return os.stat(real).st_nlink == 1
