@@ -293,6 +293,35 @@ def test_progress_is_silent_off_a_terminal() -> None:
         progress.advance()
 
 
+def test_gc_keeps_a_live_nodes_scratch_folder_and_removes_a_dead_ones_at_once(tmp_path: Path) -> None:
+    """A node's scratch files are kept however old while its process lives; a killed node's go, folder and all."""
+    import sys
+
+    from wfe._lease import _hostname
+
+    store = wfe.open_store(str(tmp_path / "store"))
+    store.blobs.put(b"make the folders")
+    tmp = tmp_path / "store" / "tmp"
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                                  capture_output=True, text=True, check=True).stdout)
+    files = {
+        "live": tmp / f"node_{os.getpid()}_0a1b2c3d_{_hostname()}" / "written-long-ago.bin",
+        "dead": tmp / f"node_{dead_pid}_0a1b2c3d_{_hostname()}" / "sub" / "written-just-now.bin",
+        "elsewhere-old": tmp / "node_123_0a1b2c3d_another-host" / "old.bin",  # cannot tell: the age decides
+        "elsewhere-new": tmp / "node_124_0a1b2c3d_another-host" / "new.bin",
+    }
+    for label, path in files.items():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(label.encode())
+        if label != "dead" and label != "elsewhere-new":
+            os.utime(path, (time.time() - 7200, time.time() - 7200))
+    assert collect_garbage(store, keep_last=1, grace=3600, dry_run=True).temporary_removed == 2
+    assert all(path.exists() for path in files.values())
+    assert collect_garbage(store, keep_last=1, grace=3600).temporary_removed == 2
+    assert {label for label, path in files.items() if path.exists()} == {"live", "elsewhere-new"}
+    assert not files["dead"].parent.parent.exists()  # the dead node's folder goes whole
+
+
 def test_gc_removes_staging_files_of_dead_writers_only_after_the_grace_period(tmp_path: Path) -> None:
     store = wfe.open_store(str(tmp_path / "store"))
     store.blobs.put(b"make the folders")

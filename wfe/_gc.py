@@ -14,6 +14,7 @@ to it keeps its blob.
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,10 +24,11 @@ from typing import Any
 from ._digest import is_digest
 from ._errors import BlobNotFoundError, WfeError
 from ._history import iter_runs
-from ._lease import OWNERS, expired_leases
+from ._lease import OWNERS, expired_leases, process_alive
 from ._models import RunManifest
 from ._progress import Progress
 from ._store import Store
+from ._task import scratch_owner
 
 DEFAULT_GRACE = 3600.0
 STALE_RUNNING = 24 * 3600.0  # a run still "running" after a day is taken for a crashed one
@@ -194,14 +196,30 @@ def collect_garbage(
         if dry_run or store.blobs.delete(digest):
             report.deleted_blobs.append(digest)
             report.bytes_freed += size
+    gone_scratch: set[str] = set()
     for rel in list(store.io.walk("tmp")):
-        # A staging file older than the grace period belongs to a writer that died: no one will publish it.
-        try:
-            written = store.io.modified(rel)
-        except FileNotFoundError:
+        # A node's scratch folder is kept while its process lives, and goes at once when that is gone;
+        # any other staging file older than the grace period belongs to a writer that died.
+        folder = rel.split("/")[1] if rel.count("/") >= 2 else ""
+        owner = scratch_owner(folder)
+        alive = process_alive(*owner) if owner is not None else None
+        if alive:
             continue
-        if written is not None and now - written >= grace and (dry_run or store.io.delete(rel)):
+        if alive is None:
+            try:
+                written = store.io.modified(rel)
+            except FileNotFoundError:
+                continue
+            if written is None or now - written < grace:
+                continue
+        else:
+            gone_scratch.add(folder)
+        if dry_run or store.io.delete(rel):
             report.temporary_removed += 1
+    for folder in gone_scratch if not dry_run else ():
+        local = store.io.local_path(f"tmp/{folder}")
+        if local is not None:
+            shutil.rmtree(local, ignore_errors=True)  # its emptied folders
     for rel in list(expired_leases(store.io, now)):  # a live lease is kept: its run is computing
         if (dry_run or store.io.delete(rel)) and not rel.startswith(OWNERS + "/"):
             report.leases_removed += 1  # a gone run's owner file goes too, but is not a lease

@@ -76,16 +76,20 @@ class LeaseInfo:
         if self.expires <= now:
             return False
         host, _, rest = self.owner.partition(":")
-        pid = rest.partition(":")[0]
-        if host != _hostname() or not pid.isdigit():
-            return True
-        try:
-            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True  # exists, owned by someone else
-        return True
+        return process_alive(host, rest.partition(":")[0]) is not False
+
+
+def process_alive(host: str, pid: str) -> bool | None:
+    """Whether process ``pid`` of ``host`` exists; None where this host cannot tell (another host)."""
+    if host != _hostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def lease_path(key: str) -> str:

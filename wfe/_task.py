@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -26,6 +27,7 @@ from ._codecs import ARTIFACT_LIST, decode, decode_json, encode, encode_json
 from ._digest import digest_of
 from ._errors import UnknownFunctionError, WfeError
 from ._functions import load_workflow_modules, resolve
+from ._lease import _hostname
 from ._models import INLINE_LIMIT, Artifact, OutputSpec, mime_base
 
 
@@ -72,6 +74,17 @@ class TaskResult:
 FRESH_LIMIT = 64 * 1024  # stored outputs up to this size are handed on in memory within a process
 
 
+SCRATCH_PREFIX = "node_"  # tmp/node_<pid>_<token>_<host>: a node's scratch folder in a local store
+
+
+def scratch_owner(name: str) -> tuple[str, str] | None:
+    """``(host, pid)`` of the process a scratch folder's name says made it; None if it is no such name."""
+    if not name.startswith(SCRATCH_PREFIX):
+        return None
+    parts = name[len(SCRATCH_PREFIX) :].split("_", 2)
+    return (parts[2], parts[0]) if len(parts) == 3 and parts[0].isdigit() else None
+
+
 class _Scratch:
     """The running node's scratch folder, made on first use; on local disk, inside the store's ``tmp/``."""
 
@@ -83,9 +96,19 @@ class _Scratch:
 
     def folder(self) -> str:
         if self.path is None:
-            if self.base is not None:
+            if self.base is None:
+                self.path = os.path.realpath(tempfile.mkdtemp(prefix="wfe-node-"))
+            else:  # named after its process, so gc keeps it while that process lives
                 os.makedirs(self.base, exist_ok=True)
-            self.path = os.path.realpath(tempfile.mkdtemp(prefix="node-", dir=self.base))
+                while True:
+                    name = f"{SCRATCH_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_{_hostname()}"
+                    path = os.path.join(self.base, name)
+                    try:
+                        os.mkdir(path, 0o700)
+                        break
+                    except FileExistsError:
+                        continue
+                self.path = os.path.realpath(path)
         return self.path
 
     def owns(self, path: Any) -> bool:
