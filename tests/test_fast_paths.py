@@ -359,6 +359,11 @@ def written(*, how="own", outside=""):
     else:  # a symbolic link to a file elsewhere: the same
         path.symlink_to(outside)
     return path, {"ino": os.stat(path).st_ino, "folder": str(folder)}
+
+
+@wfe.function(inputs=[wfe.Input("application/octet-stream", as_path=True)], outputs="application/json")
+def read_by_path(path):
+    return {"bytes": Path(path).read_text(), "in_scratch": Path(path).parent == wfe.scratch_dir(), "path": path}
 '''
 
 
@@ -413,3 +418,21 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_an_input_asked_for_as_a_path_is_a_verified_copy_in_the_nodes_scratch_folder(
+    tmp_path: Path, scratch_module: Path
+) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    digest = store.blobs.put(b"given by path")
+    graph = wfe.WorkflowGraph.model_validate({
+        "name": "by-path", "modules": ["scratch_functions"],
+        "inputs": [{"id": "data", "mime": "application/octet-stream"}],
+        "nodes": [{"id": "read", "function": "read_by_path"}], "edges": [{"source": "data", "target": "read"}],
+    })
+    runner = runner_module._Run(graph, store, runner_module.plan(graph, scratch_module, store), scratch_module,
+                                runner_module.build_executor("inline", None), False, None,
+                                given={"data": wfe.Artifact(digest=digest, mime="application/octet-stream", size=13)})
+    result = runner.execute()
+    seen = json.loads(store.blobs.get(result.outputs("read")[0].digest))
+    assert seen["bytes"] == "given by path" and seen["in_scratch"] and not os.path.exists(seen["path"])

@@ -297,7 +297,7 @@ def test_gc_keeps_a_live_nodes_scratch_folder_and_removes_a_dead_ones_at_once(tm
     """A node's scratch files are kept however old while its process lives; a killed node's go, folder and all."""
     import sys
 
-    from wfe._lease import _hostname
+    from wfe._lease import hostname
 
     store = wfe.open_store(str(tmp_path / "store"))
     store.blobs.put(b"make the folders")
@@ -305,8 +305,8 @@ def test_gc_keeps_a_live_nodes_scratch_folder_and_removes_a_dead_ones_at_once(tm
     dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                                   capture_output=True, text=True, check=True).stdout)
     files = {
-        "live": tmp / f"node_{os.getpid()}_0a1b2c3d_{_hostname()}" / "written-long-ago.bin",
-        "dead": tmp / f"node_{dead_pid}_0a1b2c3d_{_hostname()}" / "sub" / "written-just-now.bin",
+        "live": tmp / f"node_{os.getpid()}_0a1b2c3d_{hostname()}" / "written-long-ago.bin",
+        "dead": tmp / f"node_{dead_pid}_0a1b2c3d_{hostname()}" / "sub" / "written-just-now.bin",
         "elsewhere-old": tmp / "node_123_0a1b2c3d_another-host" / "old.bin",  # cannot tell: the age decides
         "elsewhere-new": tmp / "node_124_0a1b2c3d_another-host" / "new.bin",
     }

@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, BinaryIO, Union, cast
 
-from ._digest import PREFIX, digest_of, hex_of, new_hasher, validate_digest
+from ._digest import PREFIX, digest_of, digest_of_stream, hex_of, new_hasher, validate_digest
 from ._errors import BlobNotFoundError, IntegrityError
 from ._fsio import CHUNK_SIZE, StorageIO
 
@@ -87,14 +87,8 @@ class BlobStore:
         """
         if not self._io.hard_links:
             return self.put_sized(Path(path))
-        hasher = new_hasher()
-        size = 0
-        buffer = memoryview(bytearray(CHUNK_SIZE))
-        with open(path, "rb", buffering=0) as source:
-            while count := source.readinto(buffer):
-                hasher.update(buffer[:count])
-                size += count
-        digest = PREFIX + hasher.hexdigest()
+        with open(path, "rb") as source:
+            digest, size = digest_of_stream(source, CHUNK_SIZE)
         self._io.adopt(path, blob_path(digest))
         return digest, size
 

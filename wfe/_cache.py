@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
 from ._blobs import BlobStore
-from ._digest import PREFIX, new_hasher, validate_digest
+from ._digest import PREFIX, digest_of_stream, new_hasher, validate_digest
 from ._errors import StoreURLError
 from ._fsio import CHUNK_SIZE, StorageIO
 
@@ -135,10 +135,7 @@ class BlobCache:
             return None
         if isinstance(handle, bytes):
             handle = io.BytesIO(handle)
-        hasher = new_hasher()
-        while chunk := handle.read(CHUNK_SIZE):
-            hasher.update(chunk)
-        if PREFIX + hasher.hexdigest() != digest:
+        if digest_of_stream(handle, CHUNK_SIZE)[0] != digest:
             handle.close()
             self.discard(digest)
             return None

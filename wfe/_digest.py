@@ -42,6 +42,16 @@ def digest_of(data: bytes) -> str:
     return PREFIX + hashlib.sha256(data).hexdigest()
 
 
+def digest_of_stream(source: Any, chunk_size: int = 4 * 1024 * 1024) -> tuple[str, int]:
+    """``(digest, size)`` of what a binary file object holds from its position to its end."""
+    hasher = hashlib.sha256()
+    size = 0
+    while chunk := source.read(chunk_size):
+        hasher.update(chunk)
+        size += len(chunk)
+    return PREFIX + hasher.hexdigest(), size
+
+
 def hex_of(digest: str) -> str:
     """The 64 hex characters of a validated digest."""
     if isinstance(digest, str) and _DIGEST_RE.fullmatch(digest):  # validate_digest's test, inline: a few per node

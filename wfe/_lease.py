@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _hostname() -> str:
+def hostname() -> str:
     if hasattr(os, "uname"):
         return os.uname().nodename  # what socket.gethostname() returns, without importing socket
     import socket
@@ -81,7 +81,7 @@ class LeaseInfo:
 
 def process_alive(host: str, pid: str) -> bool | None:
     """Whether process ``pid`` of ``host`` exists; None where this host cannot tell (another host)."""
-    if host != _hostname() or not pid.isdigit():
+    if host != hostname() or not pid.isdigit():
         return None
     try:
         os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
@@ -112,7 +112,7 @@ class Leases:
 
     def __init__(self, storage: StorageIO, owner: str, *, ttl: float = DEFAULT_TTL) -> None:
         self._io = storage
-        self.owner = f"{_hostname()}:{os.getpid()}:{owner}"
+        self.owner = f"{hostname()}:{os.getpid()}:{owner}"
         self.ttl = ttl
         self.enabled = supports_leases(storage)
         self._held: dict[str, float] = {}  # key -> our lease's expiry

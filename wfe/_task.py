@@ -27,7 +27,7 @@ from ._codecs import ARTIFACT_LIST, decode, decode_json, encode, encode_json
 from ._digest import digest_of
 from ._errors import UnknownFunctionError, WfeError
 from ._functions import load_workflow_modules, resolve
-from ._lease import _hostname
+from ._lease import hostname
 from ._models import INLINE_LIMIT, Artifact, OutputSpec, mime_base
 
 
@@ -101,7 +101,7 @@ class _Scratch:
             else:  # named after its process, so gc keeps it while that process lives
                 os.makedirs(self.base, exist_ok=True)
                 while True:
-                    name = f"{SCRATCH_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_{_hostname()}"
+                    name = f"{SCRATCH_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_{hostname()}"
                     path = os.path.join(self.base, name)
                     try:
                         os.mkdir(path, 0o700)
@@ -188,13 +188,13 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
     started = time.time()
     clock = time.perf_counter()
     in_process = store is not None  # the coordinator handed its own store: same process
-    scratch: str | None = None
     result: TaskResult
-    node_scratch: _Scratch | None = None
+    scratch: _Scratch | None = None
     with capture_output(task.log_level) as captured:
         try:
             if store is None:
                 store = _open_cached(task.store_url, task.store_options)
+            scratch = _Scratch(store.io.local_path("tmp") if store.io.hard_links else None)
             entry = _resolve(task)
             spec = entry.spec
             if spec.version != task.version:
@@ -207,9 +207,8 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
             config = decode_json(config_bytes) if config_bytes is not None else store.configs.get(task.config_digest)
             args = []
             for declared, (digest, mime) in zip(spec.inputs, task.inputs, strict=False):
-                if declared.as_path:
-                    scratch = scratch or tempfile.mkdtemp(prefix="wfe-inputs-")
-                    target = os.path.join(scratch, digest[7:])
+                if declared.as_path:  # a verified copy in the node's scratch folder
+                    target = os.path.join(scratch.folder(), digest[7:])
                     if not os.path.exists(target):
                         if digest in payloads:
                             with open(target, "wb") as handle:
@@ -219,14 +218,13 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                     args.append(target)
                 else:
                     args.append(_decode_input(store, payloads, digest, mime))
-            node_scratch = _Scratch(store.io.local_path("tmp") if store.io.hard_links else None)
-            token = _SCRATCH.set(node_scratch)
+            token = _SCRATCH.set(scratch)
             try:
                 value = entry.func(*args, **config)
             finally:
                 _SCRATCH.reset(token)
             fresh: dict[str, bytes] | None = {} if in_process else None
-            outputs, produced = _store_outputs(store, spec.outputs, value, fresh, node_scratch)
+            outputs, produced = _store_outputs(store, spec.outputs, value, fresh, scratch)
             result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced,
                                 fresh=fresh)
         except Exception as exc:
@@ -241,9 +239,7 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
             )
         finally:
             if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
-            if node_scratch is not None:
-                node_scratch.remove()
+                scratch.remove()
     text = captured.text()
     if text and store is not None:
         try:
