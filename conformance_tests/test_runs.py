@@ -83,6 +83,25 @@ def test_runs_are_listed_oldest_first_and_agree_with_deletes(conformance: Confor
     agree()
 
 
+LONG_LISTING = 1501  # past one page of every service known: S3 lists 1,000 keys, Supabase 100 by default, 1,500 at most
+
+
+def test_listings_are_complete_past_one_page(conformance: Conformance) -> None:
+    """A client that stops at its first page of results loses records silently: list more than any page holds."""
+    ids = [f"20260101T000000000Z-{n:06x}" for n in range(LONG_LISTING)]
+    digest = S.sha256_digest(b"")
+    with conformance.fresh_store(PART) as store:
+
+        def put(run_id: str) -> None:
+            store.runs.put(wfe.RunManifest(run_id=run_id, workflow="w", workflow_digest=digest, started=0.0))
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, ids))
+        listed = list(store.runs)
+        assert len(listed) == len(ids), f"listed {len(listed)} of {len(ids)} records"
+        assert listed == ids
+
+
 def test_concurrent_run_updates_from_threads_and_processes(conformance: Conformance) -> None:
     @conformance.given(heavy=True, run_id=S.run_ids, versions=st.lists(S.run_manifests(), min_size=2, max_size=4))
     def race(run_id: str, versions: list[wfe.RunManifest]) -> None:

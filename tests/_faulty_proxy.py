@@ -11,9 +11,16 @@ so a run is reproducible, and each kind has a budget, so the faults stop:
 - ``restart``: once, after ``restart_after`` requests, the proxy stops
   listening and drops every connection for ``downtime`` seconds, then listens
   again on the same port (the server's state survives, as S3's does).
+- ``hang``: from the ``hang_after``-th request on, a request is read and never
+  answered (or, with ``hang_body``, answered with its headers and half its
+  body, then nothing more), until the proxy stops: a server that went silent.
 
 :meth:`FaultyProxy.stop` makes the endpoint refuse connections, as a dead
 server does; :meth:`FaultyProxy.start` revives it on the same port.
+
+Two endpoints that are not the server at all: :func:`silent_server` accepts
+connections and never answers; :func:`plain_http_server` is a web server
+that is not an object store (404 pages, or 501 to everything).
 """
 
 from __future__ import annotations
@@ -25,8 +32,12 @@ import struct
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
+
+__all__ = ["KINDS", "FaultyProxy", "plain_http_server", "silent_server"]
 
 KINDS = ("http500", "http503", "slow", "reset")
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "expect", "upgrade", "te"}
@@ -57,6 +68,9 @@ class FaultyProxy:
         self.restart_after = restart_after
         self.downtime = downtime
         self.die_after = 0
+        self.hang_after = 0
+        self.hang_body = False
+        self._stopped = threading.Event()
         self.injected: Counter[str] = Counter()
         self.requests = 0
         self._lock = threading.Lock()
@@ -68,10 +82,19 @@ class FaultyProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def configure(self, *, every: int = 0, restart_after: int = 0, die_after: int = 0) -> None:
+    def configure(
+        self,
+        *,
+        every: int = 0,
+        restart_after: int = 0,
+        die_after: int = 0,
+        hang_after: int = 0,
+        hang_body: bool = False,
+    ) -> None:
         """Set a new schedule and clear the counts; ``die_after`` requests, stop for good."""
         with self._lock:
             self.every, self.restart_after, self.die_after = every, restart_after, die_after
+            self.hang_after, self.hang_body = hang_after, hang_body
             self.injected.clear()
             self.requests = 0
 
@@ -81,6 +104,7 @@ class FaultyProxy:
         class Handler(_Handler):
             owner = proxy
 
+        self._stopped.clear()
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         server.allow_reuse_address = True
@@ -93,6 +117,7 @@ class FaultyProxy:
     def stop(self) -> None:
         """Stop listening and drop open connections: clients now get 'connection refused'."""
         server, self._server = self._server, None
+        self._stopped.set()  # releases the requests held by "hang"
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -111,6 +136,9 @@ class FaultyProxy:
             number = self.requests
             if self.die_after and number >= self.die_after:
                 return "die"
+            if self.hang_after and number >= self.hang_after:
+                self.injected["hang"] += 1
+                return "hang_body" if self.hang_body else "hang"
             if self.restart_after and number == self.restart_after and not self.injected["restart"]:
                 self.injected["restart"] += 1
                 return "restart"
@@ -170,6 +198,11 @@ class _Handler(BaseHTTPRequestHandler):
             _reset(self.connection)
             self.close_connection = True
             return
+        if fault == "hang":
+            self.owner._stopped.wait()
+            _reset(self.connection)
+            self.close_connection = True
+            return
         if fault == "reset":
             _reset(self.connection)
             self.close_connection = True
@@ -203,6 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
             if response.getheader("Content-Length") is None:
                 self.close_connection = True  # the body ends when the connection does
             self.end_headers()
+            if self.command != "HEAD" and fault == "hang_body":
+                self.wfile.write(response.read(int(response.getheader("Content-Length") or 2) // 2))
+                self.wfile.flush()
+                self.owner._stopped.wait()
+                _reset(self.connection)
+                self.close_connection = True
+                return
             if self.command != "HEAD":
                 while chunk := response.read(1 << 20):
                     self.wfile.write(chunk)
@@ -219,3 +259,64 @@ def _reset(connection: socket.socket) -> None:
         connection.close()
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A loopback server that accepts every connection and never answers; yields its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+class _NothingImplemented(BaseHTTPRequestHandler):
+    """Answers 501 to every method, as a bare ``http.server`` handler does."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def plain_http_server(kind: str, folder: Path) -> Iterator[str]:
+    """``kind`` "files": ``python -m http.server`` serving ``folder`` (404 pages); "nothing": 501 to all."""
+    handler: type[BaseHTTPRequestHandler]
+    if kind == "files":
+
+        class Files(SimpleHTTPRequestHandler):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        handler = Files
+    else:
+        handler = _NothingImplemented
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

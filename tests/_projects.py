@@ -58,6 +58,11 @@ class Project:
         return self.folder / "workflow.json"
 
     @property
+    def dir(self) -> str:
+        """The project's folder as a command-line argument (``--base-dir``)."""
+        return str(self.folder)
+
+    @property
     def functions(self) -> Path:
         return self.folder / f"ops_{self.tag}.py"
 

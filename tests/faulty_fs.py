@@ -10,6 +10,7 @@ filesystem would; each breaks exactly one promise:
 ``faulty-torn``     publishing copies into place chunk by chunk, so a reader
                     can see a partly written object under its final name
 ``faulty-listing``  listings return only their first page of 3 entries
+``faulty-long-listing``  listings stop after 1,000 entries (S3's page)
 ``faulty-delete``   deletes do nothing (and report no error)
 ==================  =========================================================
 
@@ -75,15 +76,23 @@ class PagedListingFS(Faultless):
     """``find`` and ``ls`` return only the first page, like a client that ignores continuation tokens."""
 
     protocol = "faulty-listing"
+    page_size = PAGE_SIZE
 
     def find(self, path: str, *args: Any, **kwargs: Any) -> Any:
         found = super().find(path, *args, **kwargs)
         if isinstance(found, dict):
-            return dict(sorted(found.items())[:PAGE_SIZE])
-        return sorted(found)[:PAGE_SIZE]
+            return dict(sorted(found.items())[: self.page_size])
+        return sorted(found)[: self.page_size]
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> Any:
-        return super().ls(path, detail=detail, **kwargs)[:PAGE_SIZE]
+        return super().ls(path, detail=detail, **kwargs)[: self.page_size]
+
+
+class FirstPageListingFS(PagedListingFS):
+    """Listings stop after S3's page of 1,000 keys: a fault only a listing longer than one page can show."""
+
+    protocol = "faulty-long-listing"
+    page_size = 1000
 
 
 class UndeletableFS(Faultless):
@@ -100,7 +109,7 @@ class UndeletableFS(Faultless):
             shutil.rmtree(self._join(path), ignore_errors=True)
 
 
-ALL = (Faultless, TruncatingFS, TornWriteFS, PagedListingFS, UndeletableFS)
+ALL = (Faultless, TruncatingFS, TornWriteFS, PagedListingFS, FirstPageListingFS, UndeletableFS)
 
 for _cls in ALL:
     fsspec.register_implementation(str(_cls.protocol), _cls, clobber=True)

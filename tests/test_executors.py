@@ -123,7 +123,7 @@ def test_task_size_is_independent_of_payload_size(tmp_path: Path) -> None:
             {"id": "measure", "function": "measure"},
         ], [("data", "measure")])
         recorder = RecordingExecutor()
-        result = run(g, store, executor=recorder)
+        result = run(g, store, executor=recorder, allow_paths=[folder])  # a file beside no workflow
         assert result.ok
         assert json.loads(store.blobs.get(result.outputs("measure")[0].digest)) == size
         (task,) = recorder.tasks

@@ -209,3 +209,150 @@ def test_fuzzed_store_urls(tmp_path_factory: pytest.TempPathFactory, scheme: str
         pass
     finally:
         os.chdir(cwd)
+
+
+def billion_laughs() -> bytes:
+    """Nine levels of aliases, each nine of the level below: under 1 KB, 387 million strings expanded."""
+    lines = ["name: lol", "a: &a [" + ",".join(['"lol"'] * 9) + "]"]
+    for below, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{','.join(['*' + below] * 9)}]")
+    lines.append("nodes: [{id: x, function: summary, config: {v: *i}}]")
+    return "\n".join(lines).encode() + b"\n"
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path: Path) -> None:
+    """Refused before any of its strings is made, without a wait or a traceback."""
+    import resource
+    import subprocess
+    import sys
+
+    workflow = tmp_path / "lol.yaml"
+    workflow.write_bytes(billion_laughs())
+    assert workflow.stat().st_size < 1024
+
+    def limit_memory() -> None:  # should the expansion happen, it fails fast instead of taking the machine
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+
+    result = subprocess.run([sys.executable, "-m", "wfe", "run", str(workflow), "--store", str(tmp_path / "store")],
+                            capture_output=True, text=True, timeout=120, preexec_fn=limit_memory, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == f"error: {workflow}: cannot parse: aliases expand the document past 10000000 nodes\n"
+
+
+def test_aliases_are_counted_at_their_expanded_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfe import _models
+
+    monkeypatch.setattr(_models, "MAX_EXPANDED_NODES", 200)
+    workflow = tmp_path / "w.yaml"
+    # 3 + 9 * 10 nodes: within the limit, though 10 copies of one anchor.
+    workflow.write_text("a: &a [1, 2, 3, 4, 5, 6, 7, 8]\nb: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                        "name: w\nnodes: [{id: f, file: w.yaml, mime: text/plain}]\n")
+    assert _models.load_workflow(workflow).model_extra == {"a": list(range(1, 9)), "b": [list(range(1, 9))] * 10}
+    workflow.write_text("a: &a [1, 2, 3, 4, 5, 6, 7, 8]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                        "c: [*b, *b]\nname: w\nnodes: [{id: f, file: w.yaml, mime: text/plain}]\n")
+    with pytest.raises(wfe.WorkflowError, match="cannot parse: aliases expand the document past 200 nodes"):
+        _models.load_workflow(workflow)
+    workflow.write_text("a: &a {b: [*a]}\nname: w\nnodes: [{id: f, file: w.yaml, mime: text/plain}]\n")
+    with pytest.raises(wfe.WorkflowError, match="cannot parse: an alias refers to a node that contains it"):
+        _models.load_workflow(workflow)
+
+
+def test_anchors_and_aliases_in_a_normal_workflow_keep_working(tmp_path: Path) -> None:
+    (tmp_path / "sales.csv").write_bytes((EXAMPLE_DIR / "sales.csv").read_bytes())
+    (tmp_path / "workflow.yaml").write_text(
+        "name: aliases\n"
+        "x-csv: &csv {mime: text/csv}\n"
+        "x-file: &file sales.csv\n"
+        "nodes:\n"
+        "  - {id: sales, file: *file, <<: *csv}\n"
+        "  - {id: again, file: *file, mime: text/plain}\n"
+    )
+    code, out, err = cli(["run", str(tmp_path / "workflow.yaml"), "--store", str(tmp_path / "store"), "--json"])
+    assert code == 0, err
+    nodes = json.loads(out)["nodes"]
+    assert [nodes[n]["outputs"][0]["mime"] for n in ("sales", "again")] == ["text/csv", "text/plain"]
+    assert nodes["sales"]["outputs"][0]["digest"] == nodes["again"]["outputs"][0]["digest"]
+
+
+def test_a_cycle_with_nodes_downstream_of_it_is_one_line(tmp_path: Path) -> None:
+    """The least id left unordered may lie downstream of the cycle, with no child there (here 'by_month')."""
+    document = {**EXAMPLE_DOC, "edges": [*EXAMPLE_DOC["edges"], {"source": "summary", "target": "sales"}]}
+    check_run(tmp_path, yaml.safe_dump(document).encode(), ".yaml")
+    workflow = tmp_path / "project" / "workflow.yaml"
+    expected = f"error: {workflow}: cycle: attainment -> summary -> sales -> by_region -> attainment\n"
+    for verb in ("run", "graph"):
+        code, _out, err = cli([verb, str(workflow), "--store", str(tmp_path / "store")])
+        assert (code, err) == (2, expected)
+    with pytest.raises(ValueError, match="cycle: attainment -> summary -> sales -> by_region -> attainment"):
+        wfe.WorkflowGraph.model_validate(document)
+
+
+STR_OUTPUTS = '''
+import os
+import pathlib
+
+import wfe
+
+
+def _write_big() -> str:
+    path = os.path.join(wfe.scratch_dir(), "big.bin")
+    with open(path, "wb") as handle:
+        handle.write(b"\\x01" * 100_000)
+    return path
+
+
+@wfe.function(outputs="application/octet-stream")
+def path_as_str():
+    return str(_write_big())
+
+
+@wfe.function(outputs="application/octet-stream")
+def path_as_path():
+    return pathlib.Path(_write_big())
+
+
+@wfe.function(outputs="image/png")
+def text_as_png():
+    return "not a png"
+
+
+@wfe.function(outputs="text/plain")
+def text():
+    return "just text"
+
+
+@wfe.function(outputs="application/geo+json")
+def json_string():
+    return "a JSON string"
+'''
+
+
+def test_a_str_for_an_output_that_is_not_text_fails_the_node(tmp_path: Path) -> None:
+    """A str returned for a binary output is most likely a path: never stored as its text, never cached."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "str_output_functions.py").write_text(STR_OUTPUTS)
+    names = ["path_as_str", "path_as_path", "text_as_png", "text", "json_string"]
+    (project / "workflow.json").write_text(json.dumps({
+        "name": "str-outputs", "modules": ["str_output_functions"],
+        "nodes": [{"id": name, "function": name} for name in names],
+    }))  # fmt: skip
+    store = wfe.open_store(str(tmp_path / "store"))
+    for attempt in range(2):  # the failure was not cached: the second run calls the function again
+        result = wfe.run(project / "workflow.json", store)
+        nodes = result.manifest.nodes
+        assert {name: nodes[name].status for name in names} == {
+            "path_as_str": "failed", "path_as_path": "ran" if attempt == 0 else "cached", "text_as_png": "failed",
+            "text": "ran" if attempt == 0 else "cached", "json_string": "ran" if attempt == 0 else "cached",
+        }  # fmt: skip
+        assert nodes["path_as_str"].error == (
+            "TypeError: returned a str for an application/octet-stream output; "
+            "return bytes, or a pathlib.Path to store a file"
+        )
+        assert nodes["text_as_png"].error == (
+            "TypeError: returned a str for an image/png output; return bytes, or a pathlib.Path to store a file"
+        )
+        assert store.actions.lookup(str(nodes["path_as_str"].action_key)) is None
+    assert nodes["path_as_path"].outputs[0].size == 100_000
+    assert store.blobs.get(nodes["text"].outputs[0].digest) == b"just text"
+    assert store.blobs.get(nodes["json_string"].outputs[0].digest) == b'"a JSON string"'

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -57,12 +59,19 @@ def test_verify_finds_a_flipped_byte_and_a_missing_blob_and_repair_then_rerun_cl
     assert report["corrupt_blobs"] == [doubled] and list(report["missing_blobs"]) == [summed]
 
     repaired = wfe_cli("verify", "--store", str(root), "--repair")
+    assert repaired.returncode == 0, repaired.stdout  # all a repair can mend is mended
+    assert repaired.stdout.splitlines()[-1].startswith("repaired:")
+    assert f"run {first['run_id']} names 2 blobs missing or corrupt: `wfe rerun {first['run_id']}`" \
+        in repaired.stdout
     assert f"repaired: deleted corrupt blob {doubled}" in repaired.stdout
     assert repaired.stdout.count("repaired: dropped action") == 2  # the entries of double and total
+    later = wfe_cli("verify", "--store", str(root))  # the run's outputs are still gone: said, with the way back
+    assert later.returncode == 1 and f"`wfe rerun {first['run_id']}` recomputes them" in later.stdout
     after_repair = json.loads(wfe_cli("verify", "--store", str(root), "--json").stdout)
     assert after_repair["corrupt_blobs"] == [] and set(after_repair["missing_blobs"]) == {doubled, summed}
+    assert set(after_repair["runs_to_rerun"][first["run_id"]]) == {doubled, summed}
 
-    again = wfe_cli("rerun", first["run_id"], "--store", str(root), "--verify")
+    again = wfe_cli("rerun", first["run_id"], "--store", str(root), "--verify", cwd=project.folder)
     assert again.returncode == 0, again.stdout + again.stderr
     clean = wfe_cli("verify", "--store", str(root))
     assert clean.returncode == 0 and clean.stdout.startswith("clean:"), clean.stdout
@@ -108,7 +117,7 @@ def test_gc_keep_last_frees_only_what_older_runs_used(wfe_cli: Cli, tmp_path: Pa
     assert report["deleted_actions"] == 6  # parse, double, total of each older run
     text = wfe_cli("verify", "--store", str(root))
     assert text.returncode == 0 and text.stdout.startswith("clean:"), text.stdout
-    again = wfe_cli("rerun", run_ids[2], "--store", str(root), "--json")
+    again = wfe_cli("rerun", run_ids[2], "--store", str(root), "--json", cwd=project.folder)
     assert {n["status"] for n in json.loads(again.stdout)["nodes"].values()} == {"cached"}
 
 
@@ -225,7 +234,7 @@ def test_sync_selected_runs_copies_only_what_they_need(tmp_path: Path) -> None:
     assert set(destination.blobs) == referenced(source, second.run_id)
     assert not set(destination.blobs) >= referenced(source, first.run_id)
     assert verify_store(destination).clean
-    assert rerun(destination, second.run_id, force=True, verify=True).ok
+    assert rerun(destination, second.run_id, force=True, verify=True, base_dir=project.folder).ok
 
 
 def test_sync_skips_a_corrupt_source_blob_and_the_run_that_needs_it(tmp_path: Path) -> None:
@@ -277,7 +286,7 @@ def test_local_to_s3_to_memory_then_offline_replay(wfe_cli: Cli, tmp_path: Path,
     remote = wfe.open_store(url, **s3.options)
     offline = wfe.open_store(f"memory://offline-{uuid.uuid4().hex[:8]}")
     assert sync(remote, offline).ok
-    outcome = rerun(offline, first.run_id, force=True, verify=True)
+    outcome = rerun(offline, first.run_id, force=True, verify=True, base_dir=project.folder)
     assert outcome.ok and len(outcome.compared) == len(first.manifest.nodes)
     assert verify_store(remote).clean
 
@@ -333,3 +342,114 @@ def test_gc_removes_staging_files_of_dead_writers_only_after_the_grace_period(tm
     report = collect_garbage(store, keep_last=1, grace=3600)
     assert report.temporary_removed == 1
     assert not stale.exists() and fresh.exists()
+
+
+LIVE_FUNCTIONS = """
+import os, time
+from pathlib import Path
+import wfe
+
+@wfe.function(outputs="application/json")
+def numbers():
+    return [1, 2, 3]
+
+@wfe.function(inputs=["application/json"], outputs="text/plain")
+def slow(values, *, round, wait):
+    if wait:
+        Path("started").write_text("")
+        deadline = time.monotonic() + 60
+        while not Path("go").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return f"round {round}: {sum(values)}"
+
+@wfe.function(inputs=["application/json", "text/plain"], outputs="text/plain")
+def report(values, text):
+    return f"{text} of {values}"
+"""
+
+
+def _live_workflow(folder: Path, round: int, wait: bool) -> Path:
+    workflow = folder / "live.json"
+    workflow.write_text(json.dumps({
+        "name": "live", "modules": ["live_functions"],
+        "nodes": [{"id": "numbers", "function": "numbers"},
+                  {"id": "slow", "function": "slow", "config": {"round": round, "wait": wait}},
+                  {"id": "report", "function": "report"}],
+        "edges": [{"source": "numbers", "target": "slow"}, {"source": "slow", "target": "report"},
+                  {"source": "numbers", "target": "report"}],
+    }))  # fmt: skip
+    return workflow
+
+
+def test_gc_never_deletes_a_cached_blob_a_live_run_took_as_a_hit(wfe_cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "live_functions.py").write_text(LIVE_FUNCTIONS)
+    root = tmp_path / "store"
+    first = json.loads(wfe_cli("run", str(_live_workflow(tmp_path, 1, False)), "--store", str(root), "--json").stdout)
+    numbers = first["nodes"]["numbers"]["outputs"][0]["digest"]
+    long_ago = time.time() - 7200
+    for path in root.rglob("*"):
+        os.utime(path, (long_ago, long_ago))  # all of it older than any grace period
+
+    second = subprocess.Popen(
+        [sys.executable, "-m", "wfe", "run", str(_live_workflow(tmp_path, 2, True)), "--store", str(root), "--json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the second run took `numbers` from the cache and is inside `slow`
+        assert (tmp_path / "started").exists()
+        store = wfe.open_store(str(root))
+        report = collect_garbage(store, keep_last=1, grace=0)
+        assert report.deleted_runs == [first["run_id"]]
+        assert store.blobs.exists(numbers)
+        assert len(report.live_runs) == 1
+    finally:
+        (tmp_path / "go").write_text("")
+        out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    result = json.loads(out)
+    assert result["nodes"]["numbers"]["status"] == "cached" and result["nodes"]["report"]["status"] == "ran"
+    assert wfe_cli("verify", "--store", str(root)).returncode == 0
+
+
+def test_verify_finds_an_action_entry_edited_to_name_another_blob_and_repair_drops_it(
+    wfe_cli: Cli, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path)
+    root = tmp_path / "store"
+    first = json.loads(wfe_cli("run", str(project.workflow), "--store", str(root), "--json").stdout)
+    store = wfe.open_store(str(root))
+    key = store.runs.get(first["run_id"]).nodes["total"].action_key
+    assert key is not None
+    entry = store.actions.lookup(key)
+    assert entry is not None
+    planted = store.blobs.put(b"999")  # a valid blob, just not what `total` computed
+    forged = entry.model_copy(update={"outputs": [dataclasses.replace(entry.outputs[0], digest=planted, size=3)]})
+    store.actions.put(key, forged, overwrite=True)
+
+    found = wfe_cli("verify", "--store", str(root))
+    assert found.returncode == 1
+    assert f"damaged action {key} (its outputs are not what any run that used it recorded)" in found.stdout
+    assert wfe_cli("verify", "--store", str(root), "--repair").returncode == 0
+    again = json.loads(wfe_cli("run", str(project.workflow), "--store", str(root), "--json").stdout)
+    assert again["nodes"]["total"]["status"] == "ran"
+    assert again["nodes"]["total"]["outputs"] == first["nodes"]["total"]["outputs"]
+    assert wfe_cli("verify", "--store", str(root)).returncode == 0
+
+
+def test_a_put_of_a_blob_already_there_makes_it_young_so_gc_keeps_it(wfe_cli: Cli, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    source = tmp_path / "data.bin"
+    source.write_bytes(b"stored two hours ago, put again now")
+    first = wfe_cli("put", str(source), "--store", str(root))
+    digest = first.stdout.strip()
+    long_ago = time.time() - 7200
+    os.utime(blob_file(root, digest), (long_ago, long_ago))
+
+    again = wfe_cli("put", str(source), "--store", str(root))
+    assert again.returncode == 0 and again.stdout.strip() == digest
+    report = json.loads(wfe_cli("gc", "--keep-last", "0", "--store", str(root), "--json").stdout)
+
+    assert report["deleted_blobs"] == [] and report["young_blobs_kept"] == 1
+    assert wfe.open_store(str(root)).blobs.get(digest) == source.read_bytes()

@@ -40,7 +40,7 @@ def test_sync_to_memory_then_forced_verified_rerun_matches_every_digest(tmp_path
     report = sync(local, memory)
     assert report.ok and report.copied["runs"] == 1
 
-    outcome = rerun(memory, first.run_id, force=True, verify=True)
+    outcome = rerun(memory, first.run_id, force=True, verify=True, base_dir=project.folder)
 
     assert outcome.ok and outcome.differences == [] and outcome.unchecked == {}
     assert sorted(outcome.compared) == sorted(first.manifest.nodes)
@@ -58,7 +58,7 @@ def test_verify_names_the_nondeterministic_node_and_nothing_else(wfe_cli: Cli, t
     store = tmp_path / "store"
     first = run_json(wfe_cli, project.workflow, store)
 
-    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--force", "--verify")
+    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--base-dir", project.dir, "--force", "--verify")
 
     assert out.returncode == 1, out.stderr
     differs = [line for line in out.stdout.splitlines() if line.startswith("DIFFERS")]
@@ -66,8 +66,8 @@ def test_verify_names_the_nondeterministic_node_and_nothing_else(wfe_cli: Cli, t
     assert "unchecked" not in out.stdout
     assert "6 nodes compared, 1 differ" in out.stdout
     # shout's inputs changed because stamp's did; judged on its recorded inputs, it is deterministic
-    as_json = json.loads(wfe_cli("rerun", first["run_id"], "--store", str(store), "--force", "--verify",
-                                 "--json").stdout)
+    as_json = json.loads(wfe_cli("rerun", first["run_id"], "--store", str(store), "--base-dir", project.dir,
+                                 "--force", "--verify", "--json").stdout)
     assert [d["node"] for d in as_json["differences"]] == ["stamp"]
 
 
@@ -75,7 +75,7 @@ def test_rerun_without_force_comes_from_the_cache(wfe_cli: Cli, tmp_path: Path) 
     project = make_project(tmp_path)
     store = tmp_path / "store"
     first = run_json(wfe_cli, project.workflow, store)
-    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--verify", "--json")
+    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--base-dir", project.dir, "--verify", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert {info["status"] for info in result["nodes"].values()} == {"cached"}
@@ -87,7 +87,7 @@ def test_rerun_pins_file_inputs_to_their_recorded_digests(wfe_cli: Cli, tmp_path
     store = tmp_path / "store"
     first = run_json(wfe_cli, project.workflow, store)
     (project.folder / "numbers.txt").write_text("100 200\n")  # the file moved on; the run did not
-    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--json")
+    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--base-dir", project.dir, "--json")
     assert out.returncode == 0, out.stderr
     again = json.loads(out.stdout)["nodes"]
     assert again["numbers"]["outputs"] == first["nodes"]["numbers"]["outputs"]
@@ -95,7 +95,7 @@ def test_rerun_pins_file_inputs_to_their_recorded_digests(wfe_cli: Cli, tmp_path
 
     numbers_blob = first["nodes"]["numbers"]["outputs"][0]["digest"]
     wfe.open_store(str(store)).blobs.delete(numbers_blob)
-    gone = wfe_cli("rerun", first["run_id"], "--store", str(store))
+    gone = wfe_cli("rerun", first["run_id"], "--store", str(store), "--base-dir", project.dir)
     assert gone.returncode == 2
     assert gone.stderr.startswith("error: file node 'numbers'") and numbers_blob in gone.stderr
 
@@ -108,7 +108,7 @@ def test_rerun_refuses_a_function_whose_code_changed(wfe_cli: Cli, tmp_path: Pat
     source = project.functions.read_text().replace("return [v * 2 for v in values]", "return [v * 3 for v in values]")
     project.functions.write_text(source)
 
-    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--force")
+    out = wfe_cli("rerun", first["run_id"], "--store", str(store), "--base-dir", project.dir, "--force")
 
     assert out.returncode == 2 and out.stdout == ""
     line = out.stderr.strip()
@@ -234,3 +234,74 @@ def test_put_prints_an_artifact_and_cat_gives_the_bytes_back(wfe_cli: Cli, tmp_p
     assert wfe_cli("cat", digest, "--store", store).stdout == "a,b\n1,2\n"
     bad = wfe_cli("put", str(data), "--store", store, "--mime", "not a mime")
     assert bad.returncode == 2 and bad.stderr.startswith("error: invalid MIME type")
+
+
+EVIL = "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').write_text('ran')\n"
+
+
+@pytest.mark.parametrize("planted", ["evil folder", "standard library"])
+def test_rerun_never_imports_code_from_a_folder_a_run_record_names(
+    wfe_cli: Cli, tmp_path: Path, planted: str
+) -> None:
+    project = make_project(tmp_path)
+    store_path = tmp_path / "store"
+    first = run_json(wfe_cli, project.workflow, store_path)
+    store = wfe.open_store(str(store_path))
+    if planted == "evil folder":
+        folder, module = tmp_path / "elsewhere", "evilmod"
+        folder.mkdir()
+        (folder / "evilmod.py").write_text(EVIL)
+    else:
+        import sysconfig
+
+        folder, module = Path(sysconfig.get_paths()["stdlib"]), "this"
+    document = json.loads(store.blobs.get(store.runs.get(first["run_id"]).workflow_digest))
+    document["modules"] = [module]
+    planted_run = f"{first['run_id'][:-6]}ffffff"
+    record = store.runs.get(first["run_id"]).model_copy(update={
+        "run_id": planted_run, "base_dir": str(folder),
+        "workflow_digest": store.blobs.put(json.dumps(document).encode()),
+    })
+    store.runs.put(record)
+    before = sorted(p.name for p in store_path.rglob("*"))
+
+    out = wfe_cli("rerun", planted_run, "--store", str(store_path))  # from tmp_path: no such module there
+
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot rerun {planted_run}: its workflow imports '{module}'")
+    assert "--base-dir" in line
+    assert not (folder / "IMPORTED").exists()
+    assert sorted(p.name for p in store_path.rglob("*")) == before
+    # pointed at the project's own folder, whose files the record does not name, it is refused the same way
+    there = wfe_cli("rerun", planted_run, "--store", str(store_path), "--base-dir", str(project.folder))
+    assert there.returncode == 2 and "not found in the folder given with --base-dir" in there.stderr
+
+
+EXITS = """
+import os
+import wfe
+
+@wfe.function(outputs="application/json")
+def leave(*, code: int) -> int:
+    os._exit(code)  # the process ends here: no record of the run's end can be written
+"""
+
+
+def test_a_run_whose_process_died_is_shown_as_died_not_running(wfe_cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "exits.py").write_text(EXITS)
+    (tmp_path / "exits.yaml").write_text(
+        "name: exits\nmodules: [exits]\nnodes: [{id: leave, function: leave, config: {code: 3}}]\nedges: []\n"
+    )
+    store = tmp_path / "store"
+    out = wfe_cli("run", "exits.yaml", "--store", str(store))
+    assert out.returncode == 3
+    (record,) = wfe.open_store(str(store)).runs
+    assert wfe.open_store(str(store)).runs.get(record).status == "running"  # as the dead process left it
+
+    listed = [json.loads(line) for line in wfe_cli("runs", "--store", str(store), "--json").stdout.splitlines()]
+    assert [(r["run_id"], r["status"]) for r in listed] == [(record, "died")]
+    assert wfe_cli("runs", "--store", str(store), "--status", "running", "--json").stdout == ""
+    shown = wfe_cli("show", "latest", "--store", str(store))
+    assert f"run {record}  workflow exits  died (its process" in shown.stdout
+    assert json.loads(wfe_cli("show", "latest", "--store", str(store), "--json").stdout)["status"] == "died"

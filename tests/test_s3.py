@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -366,3 +367,15 @@ def test_1gib_blob_memory_stays_flat(tmp_path: Path) -> None:
         measured = measure_put_get(own, 1024 * MiB, tmp_path)
     assert measured["read"] == 1024 * MiB
     assert measured["peak"] - measured["baseline"] < 150 * MiB, measured
+
+
+def test_a_put_of_a_blob_already_there_renews_its_age(store: wfe.Store) -> None:
+    digest = store.blobs.put(b"put once, then again later")
+    before = store.blobs.modified(digest)
+    assert before is not None
+    time.sleep(1.1)  # S3 keeps modification times to the second
+    fresh = wfe.open_store(store.url, **store.options)  # another process's store: it has not put this blob
+    assert fresh.blobs.put(b"put once, then again later") == digest
+    after = fresh.blobs.modified(digest)
+    assert after is not None and after > before
+    assert fresh.blobs.get(digest) == b"put once, then again later"

@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import pickle
+import subprocess
 import sys
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 
 import fsspec
 import pytest
+from _faulty_proxy import plain_http_server, silent_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wfe_supabase import (
@@ -284,6 +287,57 @@ def test_unreachable_server_names_the_url(emulator: SupabaseStorageEmulator) -> 
     gone = SupabaseFileSystem(url="http://127.0.0.1:9", key=FAKE_KEY, skip_instance_cache=True, timeout=5)
     with pytest.raises(SupabaseStorageError, match=r"cannot reach Supabase Storage at http://127.0.0.1:9"):
         gone.cat_file("wfe/x")
+
+
+# bounded waits: small bounds by option so each case takes seconds; the ceilings only guard against a hang
+SMALL_BOUNDS = ("--store-option", "connect_timeout=1", "--store-option", "read_timeout=1",
+                "--store-option", "timeout=3")  # fmt: skip
+CEILING = 3 * 3 + 10
+
+
+def _runs_at(url: str, wfe_cli: Callable[..., Any]) -> tuple[subprocess.CompletedProcess[str], str, float]:
+    started = time.monotonic()
+    options = ("--store-option", f"url={url}", "--store-option", f"key={FAKE_KEY}", *SMALL_BOUNDS)
+    done = wfe_cli("runs", "--store", "supabase://wfe/p", *options, env={"SUPABASE_URL": "", "SUPABASE_KEY": ""})
+    took = time.monotonic() - started
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and SECRET_TAIL not in done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert took < CEILING
+    return done, lines[0], took
+
+
+def test_a_server_that_never_answers_fails_in_one_line_naming_the_bound(wfe_cli: Callable[..., Any]) -> None:
+    with silent_server() as url:
+        _, line, took = _runs_at(url, wfe_cli)
+    print(f"{took:.1f} s: {line}")
+    assert f"Supabase Storage at {url} did not answer within 1 s" in line
+    assert "connect_timeout 1 s, read_timeout 1 s, timeout 3 s" in line
+
+
+@pytest.mark.parametrize("kind", ["files", "nothing"])
+def test_a_plain_http_server_is_not_taken_for_supabase(kind: str, wfe_cli: Callable[..., Any], tmp_path: Path) -> None:
+    with plain_http_server(kind, tmp_path) as url:
+        _, line, _ = _runs_at(url, wfe_cli)
+    assert "does not answer like Supabase Storage" in line and "text/html" in line
+    assert "HTTP 404" in line or "HTTP 501" in line
+
+
+def test_credentials_in_the_project_url_are_refused_at_once(wfe_cli: Callable[..., Any]) -> None:
+    password = "Pa55-word-never-shown"
+    with silent_server() as url:
+        done, line, _ = _runs_at(url.replace("http://", f"http://someone:{password}@"), wfe_cli)
+    assert password not in done.stdout + done.stderr and "someone" not in line
+    assert "must not carry credentials" in line and url in line
+
+
+def test_timeouts_are_options_and_a_bad_one_is_refused() -> None:
+    fs = SupabaseFileSystem(url="http://127.0.0.1:9", key=FAKE_KEY, skip_instance_cache=True,
+                            connect_timeout="2", read_timeout=7, timeout=5)  # fmt: skip
+    assert (fs.bounds.connect, fs.bounds.read, fs.bounds.operation) == (2, 5, 5)  # none over timeout
+    with pytest.raises(wfe.StoreURLError, match="read_timeout must be a positive number"):
+        wfe.open_store("supabase://wfe/x", url="http://127.0.0.1:9", key=FAKE_KEY, read_timeout="soon")
 
 
 # names, reads, writes

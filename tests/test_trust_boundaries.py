@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,127 @@ def test_digests_and_run_ids_with_traversal_are_refused(tmp_path: Path, call: An
     with pytest.raises(error):
         call(store)
     assert files_under(tmp_path) == before
+
+
+# File nodes: only regular files inside the workflow's folder, or a path the user allows ------------
+
+
+def take_in(folder: Path, path: str) -> Path:
+    """A workflow in ``folder`` whose one node takes in the file at ``path``."""
+    workflow = folder / f"take-{len(list(folder.glob('take-*')))}.json"
+    workflow.write_text(json.dumps({"name": "take", "nodes": [{"id": "sales", "file": path, "mime": "text/plain"}]}))
+    return workflow
+
+
+def one_error_line(code: int, err: str) -> str:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
+    return lines[0]
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    """A file beside the project folder ``tmp_path/project``, which a workflow there must not read."""
+    (tmp_path / "project").mkdir()
+    path = tmp_path / "secret.txt"
+    path.write_text("the secret\n")
+    return path
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "link", "linked-folder", "etc-passwd", "etc-shadow"])
+def test_a_file_node_cannot_read_outside_its_workflows_folder(tmp_path: Path, secret: Path, how: str) -> None:
+    project = tmp_path / "project"
+    (project / "link.txt").symlink_to(secret)
+    (project / "up").symlink_to(tmp_path, target_is_directory=True)
+    path = {"dotdot": "../secret.txt", "absolute": str(secret), "link": "link.txt", "linked-folder": "up/secret.txt",
+            "etc-passwd": "../" * 30 + "etc/passwd", "etc-shadow": "/etc/shadow"}[how]
+    store = tmp_path / "store"
+    code, _out, err = cli(["run", str(take_in(project, path)), "--store", str(store)])
+    line = one_error_line(code, err)
+    assert line.startswith(f"error: node 'sales': file {path!r} is outside the workflow's folder {project}"), line
+    assert line.endswith("; allow it with --allow-path"), line
+    assert files_under(store) == set()  # the store untouched: no blob of the secret, no run
+
+
+def test_a_path_the_user_allows_may_be_read(tmp_path: Path, secret: Path) -> None:
+    project = tmp_path / "project"
+    workflow = take_in(project, "../secret.txt")
+    store = tmp_path / "store"
+    other = tmp_path / "other"
+    other.mkdir()
+    code, _out, err = cli(["run", str(workflow), "--store", str(store), "--allow-path", str(other)])
+    assert "outside the workflow's folder" in one_error_line(code, err)  # allowing another path does not do
+    for allowed in (secret, tmp_path):  # the file itself, or a folder above it
+        code, out, err = cli(["run", str(workflow), "--store", str(store), "--json", "--allow-path", str(other),
+                              "--allow-path", str(allowed)])
+        assert code == 0, err
+        (artifact,) = json.loads(out)["nodes"]["sales"]["outputs"]
+        assert wfe.open_store(str(store)).blobs.get(artifact["digest"]) == b"the secret\n"
+    result = wfe.run(workflow, str(tmp_path / "api-store"), allow_paths=[secret])
+    assert result.ok
+    with pytest.raises(wfe.WorkflowError, match="outside the workflow's folder"):
+        wfe.run(workflow, str(tmp_path / "api-store"))
+
+
+def test_a_rerun_reads_an_allowed_file_only_if_its_blob_is_gone_and_it_is_allowed_again(
+    tmp_path: Path, secret: Path
+) -> None:
+    from wfe._rerun import rerun
+
+    project = tmp_path / "project"
+    store = wfe.open_store(str(tmp_path / "store"))
+    first = wfe.run(take_in(project, "../secret.txt"), store, allow_paths=[secret])
+    assert first.ok
+    assert rerun(store, first.run_id, base_dir=project).result.ok  # its blob is there: the file is not read
+    store.blobs.delete(first.outputs("sales")[0].digest)
+    with pytest.raises(wfe.WorkflowError, match="outside the workflow's folder"):
+        rerun(store, first.run_id, base_dir=project)
+    again = rerun(store, first.run_id, base_dir=project, allow_paths=[secret])
+    assert again.result.ok and again.result.outputs("sales") == first.outputs("sales")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_only_a_regular_file_is_taken_in_and_anything_else_is_refused_at_once(
+    tmp_path: Path, wfe_cli: Any, kind: str
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    allow: list[str] = []
+    if kind == "fifo":
+        os.mkfifo(project / "pipe")  # no writer: opening it to read would wait for ever
+        path, what = "pipe", "a FIFO"
+    elif kind == "device":
+        path, what, allow = "/dev/zero", "a device", ["--allow-path", "/dev/zero"]  # allowed, and still refused
+    else:
+        (project / "sub").mkdir()
+        path, what = "sub", "a folder"
+    store = tmp_path / "store"
+    result = wfe_cli("run", str(take_in(project, path)), "--store", str(store), *allow, timeout=60)
+    line = one_error_line(result.returncode, result.stderr)
+    assert line == f"error: node 'sales': file {path!r} is {what}; only a regular file can be taken in", line
+    assert files_under(store) == set()  # nothing in its tmp/ either
+
+
+def test_a_fifo_put_in_place_after_planning_is_refused_without_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run opens the file it planned without blocking and checks it again: a FIFO swapped in is refused."""
+    from wfe import _plan
+
+    project = tmp_path / "project"
+    project.mkdir()
+    os.mkfifo(project / "pipe")
+    monkeypatch.setattr(_plan, "file_path", lambda node_id, name, folder, allow_paths=(): (folder / name).resolve())
+
+    def unblock() -> None:  # were the run to wait for a writer, this one comes and closes: an empty file
+        with open(project / "pipe", "wb"):
+            pass
+
+    watchdog = threading.Timer(20, unblock)
+    watchdog.start()
+    try:
+        with pytest.raises(wfe.WorkflowError, match="pipe' is a FIFO; only a regular file can be taken in"):
+            wfe.run(take_in(project, "pipe"), str(tmp_path / "store"))
+    finally:
+        watchdog.cancel()
+    assert not [p for p in files_under(tmp_path / "store") if p.startswith("tmp/")]

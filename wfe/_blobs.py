@@ -65,6 +65,7 @@ class BlobStore:
     def __init__(self, storage: StorageIO) -> None:
         self._io = storage
         self._recent: dict[str, None] = {}  # small blobs this store put lately: likely there, so asked first
+        self._renewed: set[str] = set()  # blobs found already there and made young again by this store
 
     def __repr__(self) -> str:
         return f"BlobStore({self._io!r})"
@@ -89,19 +90,35 @@ class BlobStore:
             return self.put_sized(Path(path))
         with open(path, "rb") as source:
             digest, size = digest_of_stream(source, CHUNK_SIZE)
-        self._io.adopt(path, blob_path(digest))
+        if not self._io.adopt(path, blob_path(digest)):
+            self._renew(digest)
         return digest, size
 
     def put_new(self, data: BlobSource) -> tuple[str, int, bool]:
         """Like :meth:`put`, returning ``(digest, size, created)``; ``created`` is False on dedup."""
         if isinstance(data, (bytes, bytearray, memoryview)):
-            return self._put_bytes(bytes(data) if not isinstance(data, bytes) else data)
-        if isinstance(data, os.PathLike):
+            put = self._put_bytes(bytes(data) if not isinstance(data, bytes) else data)
+        elif isinstance(data, os.PathLike):
             with open(os.fspath(data), "rb") as handle:
-                return self._put_stream(handle)
-        if hasattr(data, "read") or hasattr(data, "readinto"):
-            return self._put_stream(data)
-        raise TypeError(f"cannot store {type(data).__name__}: pass bytes, a binary file or a path")
+                put = self._put_stream(handle)
+        elif hasattr(data, "read") or hasattr(data, "readinto"):
+            put = self._put_stream(data)
+        else:
+            raise TypeError(f"cannot store {type(data).__name__}: pass bytes, a binary file or a path")
+        if not put[2]:
+            self._renew(put[0])
+        return put
+
+    def _renew(self, digest: str) -> None:
+        """A blob put again that was there already is as young as a new one: gc's grace period protects it.
+
+        Once per digest per store object (a fan-out returning one value renews it once, not per node).
+        """
+        if digest not in self._renewed:
+            if len(self._renewed) >= RECENT_BLOBS:
+                self._renewed.clear()
+            self._io.refresh(blob_path(digest))
+            self._renewed.add(digest)
 
     def _put_bytes(self, data: bytes) -> tuple[str, int, bool]:
         if len(data) > CHUNK_SIZE and self._io.local_path(BLOB_PREFIX) is not None:

@@ -47,16 +47,20 @@ def decode_json(data: bytes | str) -> Any:
     """``json.loads(data)``, several times faster for the usual case (UTF-8, nothing around the value).
 
     Anything else (another encoding, a byte order mark, whitespace, trailing
-    data, no JSON at all) goes to ``json.loads`` itself, which decides.
+    data, no JSON at all) goes to ``json.loads`` itself, which decides. Nesting too deep for the
+    parser is a ValueError, as any other bad JSON.
     """
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value, end = _SCAN(text, 0)
-    except (UnicodeDecodeError, StopIteration, ValueError):
-        return json.loads(data)
-    if end != len(text):
-        return json.loads(data)
-    return value
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            value, end = _SCAN(text, 0)
+        except (UnicodeDecodeError, StopIteration, ValueError):
+            return json.loads(data)
+        if end != len(text):
+            return json.loads(data)
+        return value
+    except RecursionError:  # bytes from a store or a node are anyone's: absurd nesting is bad JSON, not a crash
+        raise ValueError("JSON nested too deeply") from None
 
 
 class Codec:
@@ -77,11 +81,17 @@ class Codec:
         if isinstance(value, os.PathLike) or hasattr(value, "read"):
             return value
         if isinstance(value, str):
-            return value.encode("utf-8")
+            # Only where a str is what the type holds: anywhere else it is most likely a file's path,
+            # and storing the path's text would lose the file.
+            if is_text(mime):
+                return value.encode("utf-8")
+            raise TypeError(
+                f"returned a str for {'an' if mime[:1] in 'aeiou' else 'a'} {mime} output; "
+                "return bytes, or a pathlib.Path to store a file"
+            )
         hint = " (or declare the output application/json)" if isinstance(value, (dict, list, int, float)) else ""
-        raise TypeError(
-            f"cannot store a {type(value).__name__} as {mime}: return bytes, str, a path or a binary file{hint}"
-        )
+        accepted = "bytes, str, a path or a binary file" if is_text(mime) else "bytes, a path or a binary file"
+        raise TypeError(f"cannot store a {type(value).__name__} as {mime}: return {accepted}{hint}")
 
 
 _JSON_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})  # values that are JSON: no other checks
@@ -105,6 +115,11 @@ class JsonCodec(Codec):
 class TextCodec(Codec):
     def decode(self, data: bytes, mime: str) -> Any:
         return data.decode("utf-8")
+
+    def encode(self, value: Any, mime: str) -> Encoded:
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        return super().encode(value, mime)
 
 
 class PickleCodec(Codec):
@@ -206,6 +221,13 @@ def codec_for(mime: str) -> Codec:
     if major == "text/*":
         return _TEXT
     return _BYTES
+
+
+@functools.lru_cache(maxsize=256)
+def is_text(mime: str) -> bool:
+    """True for the types a returned ``str`` may be stored as (UTF-8): ``text/*`` and JSON."""
+    base = mime_base(mime)
+    return base.startswith("text/") or base == "application/json" or base.endswith("+json")
 
 
 def is_json(mime: str) -> bool:

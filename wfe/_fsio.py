@@ -10,6 +10,15 @@ Writes are staged and then published: :meth:`StorageIO.stage` gives a
 writable temporary object, :meth:`Staging.publish` makes it appear under its
 final path whole or not at all. How depends on the filesystem, chosen by
 class flags rather than by name anywhere else in wfe.
+
+One rule for everything a store holds, whoever put it there: only regular
+files are read, and nothing is followed out of the store root. On local
+disk an entry that is a symbolic link, FIFO, device or socket, and a folder
+below the root that is a symbolic link, is :class:`Damaged`: never read,
+written, listed through or deleted through (deleting the entry itself is
+fine). The root itself may be a link its user chose. A read that is given a
+``limit`` (records: ``MAX_RECORD_BYTES``) refuses a bigger entry as damaged
+without loading it whole, on every backend in the same single request.
 """
 
 from __future__ import annotations
@@ -20,8 +29,10 @@ import functools
 import io
 import itertools
 import os
+import stat
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any, BinaryIO, NoReturn, cast
@@ -66,10 +77,42 @@ class NoHardLink(StoreError):
     """This filesystem (or this file) takes no more hard links: use another way."""
 
 
+class Damaged(StoreError):
+    """An entry the store would never have written there: a link, FIFO or device, or one too large to be a record.
+
+    Raised instead of reading it (or following it): verify reports it, the
+    action cache takes it for a miss, and everything else stops with one line.
+    """
+
+
+def too_large(path: str, limit: int) -> Damaged:
+    return Damaged(f"store damaged: {path!r} holds more than the {limit} bytes a record may; remove it")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "is a folder where a file belongs"
+    if stat.S_ISREG(mode):
+        return "is a file where a folder belongs"
+    name = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "something else")
+    return f"is not a regular file ({name})"
+
+
+def damaged(path: str, mode: int) -> Damaged:
+    return Damaged(f"store damaged: {path!r} {_kind(mode)}; remove it")
+
+
 def _raise_os_error(operation: str, path: str, exc: OSError) -> NoReturn:
     """Raise what becomes of an OSError: not-found, exists and StoreError as they are, any other a StoreError."""
     if isinstance(exc, (FileNotFoundError, FileExistsError, StoreError)):
         raise exc
+    if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+        raise damaged(path, stat.S_IFLNK) from None
+    if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+        raise Damaged(f"store damaged: {path!r} is not a regular file; remove it") from None
     raise StoreError(f"{operation} {path!r} failed: {exc}") from exc
 
 
@@ -130,11 +173,15 @@ class StorageIO:
         return f"{type(self).__name__}({self.protocol}://{self.root})"
 
     # reads
-    def read_bytes(self, rel: str) -> bytes:
+    def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
+        """The whole content of ``rel``; :class:`Damaged` if ``limit`` is given and it holds more bytes."""
         path = self.path(rel)
         with translate("read", path):
-            data: bytes = self.fs.cat_file(path)
-            return data
+            # with a limit, one ranged read of a byte more: enough to tell, never the whole of a huge object
+            data: bytes = self.fs.cat_file(path) if limit is None else self.fs.cat_file(path, 0, limit + 1)
+        if limit is not None and len(data) > limit:
+            raise too_large(path, limit)
+        return data
 
     def open_read(self, rel: str) -> BinaryIO:
         path = self.path(rel)
@@ -233,6 +280,9 @@ class StorageIO:
                 return False
             return True
 
+    def prune(self, rel: str) -> None:
+        """Remove the empty folders at and below ``rel``, where the backend has folders (local disk)."""
+
     def local_path(self, rel: str) -> str | None:
         """A path on this machine's disk for ``rel``, if the backend is local."""
         return None
@@ -248,6 +298,20 @@ class StorageIO:
     def adopt(self, path: str, rel: str) -> bool:
         """Move the local file at ``path`` to ``rel`` unless ``rel`` exists (False), where ``hard_links`` says how."""
         raise NoHardLink(f"{self!r} cannot take over a local file")
+
+    def refresh(self, rel: str) -> bool:
+        """Make ``rel``'s modification time now, as if just written (gc's grace period counts from it).
+
+        For a blob put again that was there already: without this, gc could take it for an old, unused one
+        right after the put. False where the backend has no way (the age of ``rel`` is then left as it was).
+        """
+        path = self.path(rel)
+        try:
+            with translate("refresh", path):
+                self.fs.touch(path, truncate=False)
+        except (NotImplementedError, ValueError, StoreError):
+            return False
+        return True
 
 
 def _rel(path: str, root: str) -> str:
@@ -326,6 +390,13 @@ class LocalIO(StorageIO):
     Temp files all live in one folder and are linked into place: on ext4 that
     is several times cheaper than creating each file in its own fan-out
     folder, because new inodes are then allocated side by side.
+
+    Nothing is followed out of the root (see the module's docstring): a file
+    is opened with ``O_NOFOLLOW | O_NONBLOCK`` and read only if ``fstat`` says
+    it is a regular file, so a link, FIFO or device is refused at once; every
+    folder between the root and a path is checked once per process (one
+    ``lstat`` each, kept in ``_folders``) before anything goes through it, so
+    the per-node paths pay a set lookup, not a system call.
     """
 
     exclusive_publish = True  # os.link refuses an existing target
@@ -333,7 +404,7 @@ class LocalIO(StorageIO):
 
     def __init__(self, fs: Any, root: str) -> None:
         super().__init__(fs, os.path.abspath(root))
-        self._made: set[str] = set()
+        self._folders: set[str] = set()  # folders under the root known to be real folders, not links
         self._tmp = f"{self.root}/tmp"
 
     @property
@@ -347,17 +418,67 @@ class LocalIO(StorageIO):
         return self.path(rel)
 
     def makedirs(self, directory: str) -> None:
-        if directory not in self._made:
+        """Make ``directory`` (under the root) and the folders above it; Damaged if one is a link."""
+        if directory not in self._folders:
             with translate("mkdir", directory):
-                os.makedirs(directory, exist_ok=True)
-            self._made.add(directory)
+                self._check_folders(directory, make=True)
 
-    def read_bytes(self, rel: str) -> bytes:
+    def _check_folders(self, directory: str, *, make: bool = False) -> None:
+        """Check each folder from the root down to ``directory`` (making it if ``make``): a real folder, no link.
+
+        :class:`Damaged` if one is a symbolic link; otherwise the OSError met
+        (FileNotFoundError if one is missing and not ``make``, NotADirectoryError
+        for a file where a folder belongs), for the caller to translate.
+        Checked folders are remembered.
+        """
+        if not directory.startswith(self.root + "/"):
+            if directory == self.root and make:
+                os.makedirs(directory, exist_ok=True)  # the root itself may be a link: the user's choice
+            return
+        path = self.root
+        for part in directory[len(self.root) + 1 :].split("/"):
+            path = f"{path}/{part}"
+            if path in self._folders:
+                continue
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                if not make:
+                    raise
+                if path.rpartition("/")[0] == self.root:
+                    os.makedirs(self.root, exist_ok=True)
+                try:
+                    os.mkdir(path)
+                    self._folders.add(path)
+                    continue
+                except FileExistsError:  # made by another writer meanwhile: check what it is
+                    mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                raise damaged(path, mode)
+            if not stat.S_ISDIR(mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            self._folders.add(path)
+
+    def _folder_of(self, path: str) -> None:
+        """Check the folders above ``path`` (FileNotFoundError if one is missing); a set lookup once checked."""
+        directory = path.rpartition("/")[0]
+        if directory not in self._folders:
+            self._check_folders(directory)
+
+    def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
         path = f"{self.root}/{rel}"
         try:
+            directory = path.rpartition("/")[0]
+            if directory not in self._folders:
+                self._check_folders(directory)
             fd = os.open(path, _READ_FLAGS)
             try:
-                size = os.fstat(fd).st_size
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise damaged(path, info.st_mode)
+                size = info.st_size
+                if limit is not None and size > limit:
+                    raise too_large(path, limit)
                 if size < _SMALL:
                     data = os.read(fd, size + 1)  # a short read of a regular file means its end
                     if len(data) <= size:
@@ -365,7 +486,12 @@ class LocalIO(StorageIO):
                 else:
                     data = b""
                 with io.FileIO(fd, "rb", closefd=False) as handle:
-                    return data + handle.readall()
+                    if limit is None:
+                        return data + handle.readall()
+                    data += handle.read(limit + 1 - len(data))  # it may have grown since fstat
+                    if len(data) > limit:
+                        raise too_large(path, limit)
+                    return data
             finally:
                 os.close(fd)
         except FileNotFoundError:
@@ -375,28 +501,77 @@ class LocalIO(StorageIO):
 
     def open_read(self, rel: str) -> BinaryIO:
         path = self.path(rel)
-        with translate("open", path):
-            return open(path, "rb")
+        try:
+            self._folder_of(path)
+            fd = os.open(path, _READ_FLAGS)
+            try:
+                mode = os.fstat(fd).st_mode
+                if not stat.S_ISREG(mode):
+                    raise damaged(path, mode)
+                return os.fdopen(fd, "rb")
+            except BaseException:
+                os.close(fd)
+                raise
+        except OSError as exc:
+            _raise_os_error("open", path, exc)
 
     def exists(self, rel: str) -> bool:
-        return os.path.exists(self.path(rel))
+        """Whether anything is at ``rel`` (a link too: it is never followed, and reads refuse it)."""
+        path = f"{self.root}/{rel}"
+        try:
+            directory = path.rpartition("/")[0]
+            if directory not in self._folders:
+                self._check_folders(directory)
+            os.lstat(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            _raise_os_error("check", path, exc)
+        return True
+
+    def _lstat(self, rel: str) -> os.stat_result:
+        path = self.path(rel)
+        try:
+            self._folder_of(path)
+            return os.lstat(path)  # of the entry itself: a link's own, never its target's
+        except OSError as exc:
+            _raise_os_error("stat", path, exc)
 
     def size(self, rel: str) -> int:
-        path = self.path(rel)
-        with translate("stat", path):
-            return os.stat(path).st_size
+        return self._lstat(rel).st_size
 
     def modified(self, rel: str) -> float | None:
-        path = self.path(rel)
-        with translate("stat", path):
-            return os.stat(path).st_mtime
+        return self._lstat(rel).st_mtime
 
     def walk(self, prefix: str) -> Iterator[str]:
-        base = self.path(prefix)
-        for directory, _dirs, files in os.walk(base):
-            rel_dir = os.path.relpath(directory, self.root)
-            for name in files:
-                yield (name if rel_dir == "." else f"{rel_dir}/{name}").replace(os.sep, "/")
+        """Every entry under ``prefix`` that is no folder (links, FIFOs too, for readers to refuse); links to
+        folders and a linked ``prefix`` are :class:`Damaged`."""
+        base = self.path(prefix).rstrip("/")
+        try:
+            self._check_folders(base)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            _raise_os_error("list", base, exc)
+        pending = [(base, prefix.rstrip("/"))]
+        while pending:
+            directory, rel_dir = pending.pop()
+            try:
+                with os.scandir(directory) as listing:
+                    entries = list(listing)
+            except FileNotFoundError:
+                continue  # removed since it was listed
+            except OSError as exc:
+                _raise_os_error("list", directory, exc)
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    self._folders.add(entry.path)
+                    pending.append((entry.path, rel))
+                elif entry.is_symlink() and entry.is_dir():  # only a link is stat'ed again: rare
+                    raise damaged(entry.path, stat.S_IFLNK)
+                else:
+                    yield rel
 
     def stage(self) -> Staging:
         return _LocalStaging(self)
@@ -431,10 +606,14 @@ class LocalIO(StorageIO):
     def create_small(self, rel: str, data: bytes) -> bool:
         path = f"{self.root}/{rel}"
         try:
+            directory = path.rpartition("/")[0]
+            if directory not in self._folders:
+                self._check_folders(directory, make=True)
             try:
-                fd = os.open(path, _CREATE_FLAGS, 0o644)
-            except FileNotFoundError:
-                self.makedirs(os.path.dirname(path))
+                fd = os.open(path, _CREATE_FLAGS, 0o644)  # O_EXCL: an existing link is not followed either
+            except FileNotFoundError:  # the folder was removed since it was checked
+                self._folders.clear()
+                self._check_folders(directory, make=True)
                 fd = os.open(path, _CREATE_FLAGS, 0o644)
             try:
                 os.write(fd, data)
@@ -452,10 +631,13 @@ class LocalIO(StorageIO):
         # several times per node); a clash with a dead process's leftover falls back to mkstemp.
         temp = f"{self._tmp}/put-{_PID[0]}-{next(_STAGING_NAMES)}"
         try:
+            if self._tmp not in self._folders:
+                self._check_folders(self._tmp, make=True)
             try:
                 return temp, os.open(temp, _CREATE_FLAGS, 0o644)
-            except FileNotFoundError:
-                self.makedirs(self._tmp)
+            except FileNotFoundError:  # removed since it was checked
+                self._folders.clear()
+                self._check_folders(self._tmp, make=True)
             except FileExistsError:
                 pass
             fd, temp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
@@ -466,10 +648,16 @@ class LocalIO(StorageIO):
     def publish_temp(self, temp: str, final: str, *, exclusive: bool) -> bool:
         """Move the finished ``temp`` to ``final``; False if ``exclusive`` and ``final`` exists."""
         try:
+            directory = final.rpartition("/")[0]
+            if directory not in self._folders:
+                self._check_folders(directory, make=True)  # the fan-out folder's first file makes it
             try:
                 return _link_or_replace(temp, final, exclusive)
             except FileNotFoundError:
-                self.makedirs(os.path.dirname(final))  # the fan-out folder's first file
+                if not os.path.lexists(temp):
+                    raise
+                self._folders.clear()  # a folder was removed since it was checked: check (and make) again
+                self._check_folders(directory, make=True)
                 return _link_or_replace(temp, final, exclusive)
         except OSError as exc:
             _raise_os_error("publish", final, exc)
@@ -482,10 +670,17 @@ class LocalIO(StorageIO):
         """
         target = f"{self.root}/{rel}"
         try:
+            self._folder_of(f"{self.root}/{source}")
+            directory = target.rpartition("/")[0]
+            if directory not in self._folders:
+                self._check_folders(directory, make=True)
             try:
-                os.link(f"{self.root}/{source}", target)
+                os.link(f"{self.root}/{source}", target)  # link(2): a link as source is linked, not followed
             except FileNotFoundError:
-                self.makedirs(os.path.dirname(target))
+                if not os.path.lexists(f"{self.root}/{source}"):
+                    raise
+                self._folders.clear()  # the folder was removed since it was checked
+                self._check_folders(directory, make=True)
                 os.link(f"{self.root}/{source}", target)
             return True
         except FileExistsError:
@@ -513,22 +708,48 @@ class LocalIO(StorageIO):
             _raise_os_error("publish", final, exc)
 
     def touch(self, rel: str, when: float) -> None:
-        """Set the modification time of ``rel``."""
+        """Set the modification time of ``rel`` (of a link itself, never of what it points at)."""
         path = f"{self.root}/{rel}"
         try:
-            os.utime(path, (when, when))
+            self._folder_of(path)
+            os.utime(path, (when, when), follow_symlinks=False)
         except OSError as exc:
             _raise_os_error("touch", path, exc)
+
+    def refresh(self, rel: str) -> bool:
+        self.touch(rel, time.time())
+        return True
 
     def delete(self, rel: str) -> bool:
         path = f"{self.root}/{rel}"
         try:
-            os.unlink(path)
+            directory = path.rpartition("/")[0]
+            if directory not in self._folders:
+                self._check_folders(directory)
+            os.unlink(path)  # a link goes, never what it points at
         except FileNotFoundError:
             return False
         except OSError as exc:
             _raise_os_error("delete", path, exc)
         return True
+
+    def prune(self, rel: str) -> None:
+        """Remove the empty folders at and below ``rel``, deepest first; never through a link."""
+        base = self.path(rel)
+        try:
+            self._check_folders(base)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            _raise_os_error("prune", base, exc)
+        folders = [base]
+        for directory in folders:  # grows as it goes: every real folder below, parents first
+            with contextlib.suppress(OSError), os.scandir(directory) as listing:
+                folders.extend(e.path for e in listing if e.is_dir(follow_symlinks=False))
+        for directory in reversed(folders):
+            self._folders.discard(directory)
+            with contextlib.suppress(OSError):  # not empty: a file someone still writes, or a link
+                os.rmdir(directory)
 
 
 def _link_or_replace(temp: str, final: str, exclusive: bool) -> bool:
@@ -542,7 +763,7 @@ def _link_or_replace(temp: str, final: str, exclusive: bool) -> bool:
     except FileNotFoundError:
         raise  # the folder is missing: the caller makes it
     except OSError:  # no hard links here (some network or FAT filesystems)
-        if os.path.exists(final):
+        if os.path.lexists(final):
             return False
         os.replace(temp, final)
     return True
@@ -553,7 +774,10 @@ _PID = [os.getpid()]  # asked once, not per temp file; a forked child (the proce
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# A link is refused rather than followed (ELOOP), and opening a FIFO or device never waits.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
 @functools.cache
 def _umask() -> int:
     """This process's umask, read where the system tells it without changing it."""

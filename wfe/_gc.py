@@ -14,7 +14,6 @@ to it keeps its blob.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 from ._digest import is_digest
 from ._errors import BlobNotFoundError, WfeError
-from ._history import iter_runs
+from ._history import iter_runs, shown_status
 from ._lease import OWNERS, expired_leases, process_alive
 from ._models import RunManifest
 from ._progress import Progress
@@ -88,6 +87,8 @@ class GcReport:
     young_blobs_kept: int = 0
     temporary_removed: int = 0  # staging files left by writers that were killed mid-write
     leases_removed: int = 0  # expired action leases (their runs crashed or gave up)
+    live_runs: list[str] = field(default_factory=list)  # runs going on: every blob the cache names was kept
+    blobs_kept_for_live_runs: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -101,6 +102,8 @@ class GcReport:
             "young_blobs_kept": self.young_blobs_kept,
             "temporary_removed": self.temporary_removed,
             "leases_removed": self.leases_removed,
+            "live_runs": list(self.live_runs),
+            "blobs_kept_for_live_runs": self.blobs_kept_for_live_runs,
         }
 
 
@@ -124,10 +127,29 @@ def choose_runs(
         seen[manifest.workflow] = seen.get(manifest.workflow, 0) + 1
         if keep_since is not None and manifest.started >= keep_since:
             kept_ids.add(manifest.run_id)
-        if manifest.status == "running" and now - manifest.started < STALE_RUNNING:
+        if _live(manifest, now):
             kept_ids.add(manifest.run_id)
     kept = [m for m in runs if m.run_id in kept_ids]
     return kept, [m for m in runs if m.run_id not in kept_ids]
+
+
+def _live(manifest: RunManifest, now: float) -> bool:
+    return shown_status(manifest) == "running" and now - manifest.started < STALE_RUNNING
+
+
+def _live_runs(store: Store, kept: list[RunManifest], seen: set[str], now: float) -> list[str]:
+    """Ids of runs still running: those gc kept for it, and any that started since it listed the runs."""
+    live = [m.run_id for m in kept if _live(m, now)]
+    for run_id in list(store.runs):
+        if run_id in seen:
+            continue
+        try:
+            manifest = store.runs.get(run_id)
+        except WfeError:
+            continue  # records appear whole (staged, then published): one that cannot be read is damage
+        if _live(manifest, now):
+            live.append(run_id)
+    return sorted(live)
 
 
 def collect_garbage(
@@ -150,6 +172,9 @@ def collect_garbage(
     now = time.time() if now is None else now
     progress = progress or Progress()
     report = GcReport(dry_run=dry_run)
+    for prefix in ("tmp", "leases"):  # a damaged store (a linked folder) stops gc before it deletes anything
+        for _ in store.io.walk(prefix):  # small folders: listed whole, so a link deep inside is found too
+            pass
     kept, dropped = choose_runs(list(iter_runs(store)), keep_last=keep_last, keep_since=keep_since, now=now)
     report.kept_runs = sorted(m.run_id for m in kept)
     marked: set[str] = set()
@@ -182,12 +207,25 @@ def collect_garbage(
 
     keys = list(store.actions)
     progress.phase("action cache", len(keys))
+    stale: list[tuple[str, list[str]]] = []  # cache entries naming a blob about to go
     for key in keys:
         progress.advance()
         result = store.actions.lookup(key)
         if result is None:
             continue  # unreadable: `wfe verify --repair` deals with it
-        if any(a.digest in doomed for a in result.outputs) and (dry_run or store.actions.delete(key)):
+        outputs = [a.digest for a in result.outputs]
+        if any(d in doomed for d in outputs):
+            stale.append((key, outputs))
+    # A live run may take any cache entry as a hit, and its record names the hit's outputs only when it
+    # is next written: while one runs (including one that started since gc began), every blob the cache
+    # names is kept, with the entry that names it.
+    report.live_runs = _live_runs(store, kept, {m.run_id for m in kept} | {m.run_id for m in dropped}, now)
+    for key, outputs in stale:
+        if report.live_runs:
+            for digest in outputs:
+                if doomed.pop(digest, None) is not None:
+                    report.blobs_kept_for_live_runs += 1
+        elif dry_run or store.actions.delete(key):
             report.deleted_actions.append(key)
 
     progress.phase("removing blobs", len(doomed))
@@ -217,9 +255,7 @@ def collect_garbage(
         if dry_run or store.io.delete(rel):
             report.temporary_removed += 1
     for folder in gone_scratch if not dry_run else ():
-        local = store.io.local_path(f"tmp/{folder}")
-        if local is not None:
-            shutil.rmtree(local, ignore_errors=True)  # its emptied folders
+        store.io.prune(f"tmp/{folder}")  # its emptied folders, never through a link
     for rel in list(expired_leases(store.io, now)):  # a live lease is kept: its run is computing
         if (dry_run or store.io.delete(rel)) and not rel.startswith(OWNERS + "/"):
             report.leases_removed += 1  # a gone run's owner file goes too, but is not a lease

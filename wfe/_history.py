@@ -55,9 +55,23 @@ def run_workflow(store: Store, manifest: RunManifest) -> WorkflowGraph:
     data = store.blobs.get(manifest.workflow_digest)
     try:
         document = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # nested too deep to parse: damaged, not a crash
         raise StoreError(f"workflow blob {manifest.workflow_digest} is not JSON: {exc}") from None
     return parse_workflow(document, f"workflow of run {manifest.run_id}")
+
+
+def shown_status(manifest: RunManifest) -> str:
+    """The run's status, or ``died`` for a ``running`` run whose process on this host is gone.
+
+    A killed process (SIGKILL, ``os._exit`` in a node, a crashed machine's reboot) cannot record its end,
+    so its record stays ``running``; on the host it ran on, whether that process still exists tells.
+    """
+    if manifest.status != "running" or not manifest.owner:
+        return manifest.status
+    from ._lease import process_alive
+
+    host, _, pid = manifest.owner.rpartition(":")
+    return "died" if process_alive(host, pid) is False else "running"
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,7 @@ class RunSummary:
         return cls(
             run_id=manifest.run_id,
             workflow=manifest.workflow,
-            status=manifest.status,
+            status=shown_status(manifest),
             started=manifest.started,
             duration=duration,
             ran=counts.get("ran", 0),
@@ -112,7 +126,7 @@ def iter_runs(
             continue  # deleted meanwhile, or unreadable: `wfe verify` reports those
         if workflow is not None and manifest.workflow != workflow:
             continue
-        if status is not None and manifest.status != status:
+        if status is not None and shown_status(manifest) != status:
             continue
         yield manifest
 

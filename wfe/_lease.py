@@ -36,7 +36,8 @@ from typing import TypeVar
 
 from ._digest import hex_of
 from ._errors import StoreError
-from ._fsio import NoHardLink, StorageIO
+from ._fsio import Damaged, NoHardLink, StorageIO
+from ._records import MAX_RECORD_BYTES
 
 PREFIX = "leases"
 OWNERS = f"{PREFIX}/owners"  # one file per run, which that run's leases on local disk are hard links to
@@ -289,10 +290,17 @@ def read_lease(storage: StorageIO, rel: str) -> LeaseInfo:
 
     A lease is created in place, so it can be read empty or half written for
     an instant: one that cannot be parsed counts as live for ``WRITE_GRACE``
-    seconds after it was last modified, and as expired after that.
+    seconds after it was last modified, and as expired after that. So does
+    one that is no lease at all (a link, a FIFO, too large, nested too deep
+    to parse): it is never followed or read whole, and gc then deletes it.
     """
-    data = storage.read_bytes(rel)
     try:
+        data: bytes | None = storage.read_bytes(rel, MAX_RECORD_BYTES)
+    except Damaged:
+        data = None
+    try:
+        if data is None:
+            raise ValueError("not a lease")
         document = json.loads(data)
         lease = LeaseInfo(str(document["owner"]), float(document["expires"]))
         if "ttl" not in document:
@@ -300,7 +308,7 @@ def read_lease(storage: StorageIO, rel: str) -> LeaseInfo:
         # A link to an owner file: live until ``ttl`` after the owner last touched it.
         touched = storage.modified(rel)
         return LeaseInfo(lease.owner, max(lease.expires, (touched or 0.0) + float(document["ttl"])))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         try:
             modified = storage.modified(rel)
         except (FileNotFoundError, StoreError):

@@ -352,16 +352,28 @@ def _topological_order(ids: list[str], edges: list[tuple[str, str]]) -> list[str
 
 
 def _find_cycle(remaining: set[str], children: Mapping[str, list[str]]) -> list[str]:
-    """One cycle among ``remaining`` (every node there lies on or after a cycle)."""
-    start = min(remaining)
-    path: list[str] = []
+    """One cycle among ``remaining``, the nodes a topological sort could not order, from its least id.
+
+    ``remaining`` also holds nodes downstream of a cycle, which may have no child there; but every one
+    of them has a parent there (else it would have been ordered), so walking up from any of them
+    always reaches a cycle.
+    """
+    parents: dict[str, list[str]] = {}
+    for source in sorted(remaining):
+        for target in children[source]:
+            if target in remaining:
+                parents.setdefault(target, []).append(source)
     index: dict[str, int] = {}
-    node = start
+    path: list[str] = []
+    node = min(remaining)
     while node not in index:
         index[node] = len(path)
         path.append(node)
-        node = next(c for c in children[node] if c in remaining)
-    return [*path[index[node]:], node]
+        node = parents[node][0]
+    cycle = path[index[node]:][::-1]  # walked up; read down
+    first = cycle.index(min(cycle))
+    cycle = cycle[first:] + cycle[:first]
+    return [*cycle, cycle[0]]
 
 
 class InputSpec(BaseModel):
@@ -504,6 +516,7 @@ class RunManifest(BaseModel):
     status: RunStatus = "running"
     started: float
     finished: float | None = None
+    owner: str | None = None  # "host:pid" of the process running it: a "running" run whose process is gone died
     nodes: dict[str, NodeRecord] = Field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
@@ -555,14 +568,9 @@ def load_workflow(path: str | Path) -> WorkflowGraph:
         raise WorkflowError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     del raw
     try:
-        if path.suffix.lower() == ".json":
-            # json.loads, not pydantic's JSON parsing: its decoded document lives outside Python's
-            # allocator, and a large workflow's run would keep that memory without reusing it.
-            document = json.loads(text)
-        else:
-            import yaml
-
-            document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # JSON by json.loads, not pydantic's JSON parsing: its decoded document lives outside Python's
+        # allocator, and a large workflow's run would keep that memory without reusing it.
+        document = json.loads(text) if path.suffix.lower() == ".json" else _load_yaml(text)
     except RecursionError:
         raise WorkflowError(f"{path}: document nested too deeply") from None
     except Exception as exc:  # yaml and json errors carry positions; keep the first line
@@ -574,6 +582,54 @@ def load_workflow(path: str | Path) -> WorkflowGraph:
             if isinstance(items, list) and len(items) > CANONICAL_SLICE:
                 _validate_in_place(items, adapter())
     return parse_workflow(document, str(path))
+
+
+MAX_EXPANDED_NODES = 10_000_000  # about what the largest workflow file could write out without aliases
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)``, refusing a document its aliases expand absurdly ("billion laughs").
+
+    A document with anchors is composed first and its size counted with each alias at its
+    expanded size (memoised, so in time linear in the document), before any value is built.
+    """
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if "&" in text:  # no anchor, no alias: nothing to expand
+            _check_expansion(root)
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: Any) -> None:
+    """Raise ValueError if the composed YAML ``root`` contains itself or expands past the limit."""
+
+    def parts(node: Any) -> list[Any]:
+        return [part for pair in node.value for part in pair] if node.id == "mapping" else node.value
+
+    sizes: dict[int, int] = {}  # expanded size by id of each collection counted (a scalar counts 1)
+    entered: set[int] = set()  # collections whose parts are being counted: one met again contains itself
+    stack: list[tuple[Any, bool]] = [(root, False)] if root.id != "scalar" else []
+    while stack:
+        node, counted = stack.pop()
+        key = id(node)
+        if counted:
+            entered.discard(key)
+            size = sizes[key] = 1 + sum([sizes.get(id(part), 1) for part in parts(node)])
+            if size > MAX_EXPANDED_NODES:
+                raise ValueError(f"aliases expand the document past {MAX_EXPANDED_NODES} nodes")
+        elif key in entered:
+            raise ValueError("an alias refers to a node that contains it")
+        elif key not in sizes:
+            entered.add(key)
+            stack.append((node, True))
+            stack.extend([(part, False) for part in parts(node) if part.id != "scalar" and id(part) not in sizes])
 
 
 def _validate_in_place(items: list[Any], adapter: TypeAdapter[Any]) -> None:

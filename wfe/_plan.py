@@ -10,12 +10,14 @@ error in an inner workflow is found before the outer one starts.
 
 from __future__ import annotations
 
-import json
+import os
+import stat
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ._codecs import ARTIFACT_LIST, is_json
+from ._codecs import ARTIFACT_LIST, decode_json, is_json
 from ._digest import canonical_json, digest_json, digest_of, is_digest
 from ._errors import WfeError, WorkflowError
 from ._functions import Registered, load_workflow_modules, resolve
@@ -52,7 +54,7 @@ class InnerPlan:
 class PlannedNode:
     node_id: str
     function: Registered | None
-    file: Path | None
+    file: Path | None  # a file node's file, checked; None if a rerun has its blob and need not read it
     mime: str | None
     config_digest: str
     # Tuples, not lists: a plan holds one of each per node, and neither changes once planned.
@@ -71,8 +73,21 @@ class PlannedNode:
         return self.inner.version if self.inner is not None else ""
 
 
-def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[str, ...] = ()) -> list[PlannedNode]:
-    """Resolve functions and sub-workflows and wire inputs; raise WorkflowError before anything runs."""
+def plan(
+    graph: WorkflowGraph,
+    base_dir: Path,
+    store: Any = None,
+    _stack: tuple[str, ...] = (),
+    *,
+    allow_paths: Sequence[Path] = (),
+    unread: Collection[str] = (),
+) -> list[PlannedNode]:
+    """Resolve functions and sub-workflows and wire inputs; raise WorkflowError before anything runs.
+
+    A file node's file must be a regular file inside ``base_dir`` or inside one of ``allow_paths``
+    (resolved paths), symbolic links resolved. The file nodes named in ``unread`` are not checked:
+    their file is not to be read (a rerun has their blob).
+    """
     planned: dict[str, PlannedNode] = {}
     # One list of ports per function and kind, shared by its nodes (neither is changed after planning).
     ports: dict[tuple[int, NodeKind], tuple[list[InPort], list[Port]]] = {}
@@ -91,9 +106,8 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
             if upstream:
                 raise WorkflowError(f"file node {node_id!r} cannot have inputs (edge from {upstream[0]!r})")
             mime = node.mime or "application/octet-stream"
-            planned[node_id] = PlannedNode(
-                node_id, None, (base_dir / node.file).resolve(), mime, "", (), (), "file", [Port(None, mime)]
-            )
+            path = None if node_id in unread else file_path(node_id, node.file, base_dir, allow_paths)
+            planned[node_id] = PlannedNode(node_id, None, path, mime, "", (), (), "file", [Port(None, mime)])
             continue
         try:
             config_json = canonical_json(node.config)
@@ -121,7 +135,7 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
         else:
             kind = "loop" if node.loop is not None else "workflow"
             reference = node.loop.workflow if node.loop is not None else str(node.workflow)
-            inner = plan_inner(node, reference, base_dir, store, _stack)
+            inner = plan_inner(node, reference, base_dir, store, _stack, allow_paths)
             declared = [InPort(p.id, p.mime) for p in inner.graph.inputs]
             outputs = [Port(o.id, _inner_output_mime(inner, o.node, o.port)) for o in inner.graph.outputs]
             if node.loop is not None:
@@ -131,6 +145,40 @@ def plan(graph: WorkflowGraph, base_dir: Path, store: Any = None, _stack: tuple[
             node_id, entry, None, None, config_digest, sources, upstream, kind, outputs, inner, node.loop, config_json
         )
     return list(planned.values())
+
+
+def file_path(node_id: str, name: str, folder: Path, allow_paths: Sequence[Path] = ()) -> Path:
+    """The resolved path of a file node's file; WorkflowError unless it is a regular file one may read.
+
+    That is: inside the workflow's ``folder`` or one of ``allow_paths`` once symbolic links are
+    resolved (a workflow file is no licence to read the machine), and a regular file (a FIFO would
+    hang the run, a device such as /dev/zero would fill the store).
+    """
+    try:
+        path = (folder / name).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a NUL in the name
+        raise WorkflowError(f"node {node_id!r}: file {name!r} is no path to read: {exc}") from None
+    if not any(path.is_relative_to(root) for root in (folder.resolve(), *allow_paths)):
+        raise WorkflowError(
+            f"node {node_id!r}: file {name!r} is outside the workflow's folder {folder.resolve()}; "
+            "allow it with --allow-path"
+        )
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise WorkflowError(f"node {node_id!r}: cannot read file {name!r}: {exc.strerror or exc}") from None
+    check_regular(node_id, name, mode)
+    return path
+
+
+def check_regular(node_id: str, name: str, mode: int) -> None:
+    """WorkflowError unless ``mode`` (from a stat) is a regular file's."""
+    if stat.S_ISREG(mode):
+        return
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    kind = next((what for test, what in kinds if test(mode)), "not a file")
+    raise WorkflowError(f"node {node_id!r}: file {name!r} is {kind}; only a regular file can be taken in")
 
 
 def _wire(node_id: str, kind: NodeKind, declared: list[InPort], edges: list[Any],
@@ -207,19 +255,23 @@ def _label(source: str, port: Port) -> str:
     return f"{source}:{port.name or port.mime}"
 
 
-def plan_inner(node: Node, reference: str, base_dir: Path, store: Any, stack: tuple[str, ...]) -> InnerPlan:
+def plan_inner(node: Node, reference: str, base_dir: Path, store: Any, stack: tuple[str, ...],
+               allow_paths: Sequence[Path] = ()) -> InnerPlan:
     """Load, check and plan the workflow a sub-workflow or loop node runs."""
     if is_digest(reference):
         identity = reference
         if store is None:
             raise WorkflowError(f"node {node.id!r}: a stored sub-workflow needs a store")
         try:
-            document = json.loads(store.blobs.get(reference))
+            document = decode_json(store.blobs.get(reference))
         except (WfeError, ValueError) as exc:
             raise WorkflowError(f"node {node.id!r}: cannot load sub-workflow {reference}: {exc}") from None
         graph, folder = parse_workflow(document, reference), base_dir
     else:
-        path = (base_dir / reference).resolve()
+        try:
+            path = (base_dir / reference).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a NUL in the name
+            raise WorkflowError(f"node {node.id!r}: sub-workflow {reference!r} is no path to read: {exc}") from None
         identity = str(path)
         if identity in stack:
             chain = " -> ".join(Path(s).name if not is_digest(s) else s for s in (*stack, identity))
@@ -233,7 +285,7 @@ def plan_inner(node: Node, reference: str, base_dir: Path, store: Any, stack: tu
         raise WorkflowError(f"sub-workflow {reference} declares no outputs")
     graph = _with_overrides(node, graph)
     load_workflow_modules(str(folder), graph.modules)
-    nodes = plan(graph, folder, store, (*stack, identity))
+    nodes = plan(graph, folder, store, (*stack, identity), allow_paths=allow_paths)
     version = digest_json(
         {"graph": graph.digest(), "versions": {p.node_id: p.version for p in nodes if p.version}}
     )

@@ -1,4 +1,12 @@
-"""The JSON record stores: configs, action cache, run records, function specs."""
+"""The JSON record stores: configs, action cache, run records, function specs.
+
+Every record is read bounded by :data:`MAX_RECORD_BYTES` (a bigger one is
+damaged, and is never loaded whole) and parsed bounded in depth (pydantic's
+limit, or a RecursionError caught): a hostile record is a StoreError or a
+miss, never a traceback. A record must also be what its name says: a run
+record filed under another run's id, or a function record under another
+name, is damaged, so nothing copies it over the record it names.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +23,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from ._digest import canonical_json, digest_of, hex_of, validate_digest
 from ._errors import InvalidNameError, NotFoundError, StoreError
-from ._fsio import StorageIO
+from ._fsio import Damaged, StorageIO
 from ._models import ActionResult, FunctionSpec, NodeRecord, RunManifest
 from ._names import decode_name, encode_name
 
-MAX_RECORD_BYTES = 256 * 1024 * 1024
+MAX_RECORD_BYTES = 256 * 1024 * 1024  # the most a record may hold; reads stop one byte past it
 MEMO_BYTES = 16 * 1024 * 1024  # configs kept in memory per process once read and verified
 
 
@@ -85,7 +93,7 @@ class ConfigStore:
         if data is None:
             rel = _hexed_path(self.PREFIX, digest)
             try:
-                data = self._io.read_bytes(rel)
+                data = self._io.read_bytes(rel, MAX_RECORD_BYTES)
             except FileNotFoundError:
                 raise NotFoundError(f"no config {digest}") from None
             if digest_of(data) != digest:
@@ -135,8 +143,8 @@ class ActionCache:
     def lookup(self, key: str) -> ActionResult | None:
         rel = _hexed_path(self.PREFIX, key)
         try:
-            data = self._io.read_bytes(rel)
-        except FileNotFoundError:
+            data = self._io.read_bytes(rel, MAX_RECORD_BYTES)
+        except (FileNotFoundError, Damaged):  # a link, FIFO or huge file is an unreadable entry too
             return None
         try:
             return ActionResult.model_validate_json(data)
@@ -229,13 +237,16 @@ class RunStore:
 
     def get(self, run_id: str) -> RunManifest:
         try:
-            data = self._io.read_bytes(self._path(run_id))
+            data = self._io.read_bytes(self._path(run_id), MAX_RECORD_BYTES)
         except FileNotFoundError:
             raise NotFoundError(f"no run {run_id}") from None
         try:
-            return RunManifest.model_validate_json(data)
+            manifest = RunManifest.model_validate_json(data)
         except ValidationError as exc:
             raise StoreError(f"run record {run_id} is damaged: {exc.errors()[0]['msg']}") from None
+        if manifest.run_id != run_id:
+            raise StoreError(f"run record {run_id} is damaged: it holds run {manifest.run_id!r}")
+        return manifest
 
     def exists(self, run_id: str) -> bool:
         return self._io.exists(self._path(run_id))
@@ -272,21 +283,24 @@ class FunctionStore:
         data = canonical_json(spec.model_dump(mode="json"))
         rel = self._path(spec.name)
         try:
-            if self._io.read_bytes(rel) == data:
+            if self._io.read_bytes(rel, MAX_RECORD_BYTES) == data:
                 return
-        except FileNotFoundError:
+        except (FileNotFoundError, Damaged):  # replaced below: a record is published, never written through
             pass
         self._io.write_bytes(rel, data)
 
     def get(self, name: str) -> FunctionSpec:
         try:
-            data = self._io.read_bytes(self._path(name))
+            data = self._io.read_bytes(self._path(name), MAX_RECORD_BYTES)
         except FileNotFoundError:
             raise NotFoundError(f"no function {name!r} in the function store") from None
         try:
-            return FunctionSpec.model_validate_json(data)
+            spec = FunctionSpec.model_validate_json(data)
         except ValidationError as exc:
             raise StoreError(f"function record {name!r} is damaged: {exc.errors()[0]['msg']}") from None
+        if spec.name != name:
+            raise StoreError(f"function record {name!r} is damaged: it holds function {spec.name!r}")
+        return spec
 
     def exists(self, name: str) -> bool:
         return self._io.exists(self._path(name))

@@ -10,7 +10,7 @@ workflow document, the same config digests.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +76,24 @@ def check_versions(graph: WorkflowGraph, manifest: RunManifest) -> None:
         )
 
 
+def _check_modules_here(graph: WorkflowGraph, manifest: RunManifest, folder: Path, *, explicit: bool) -> None:
+    """Refuse, in one line, a recorded workflow whose modules are not files in ``folder``."""
+    missing = [
+        m for m in graph.modules
+        if not isinstance(m, str) or not m.isidentifier()
+        or not ((folder / f"{m}.py").is_file() or (folder / m / "__init__.py").is_file())
+    ]
+    if not missing:
+        return
+    where = "the folder given with --base-dir" if explicit else "the current folder"
+    recorded = f" (the run was made from {manifest.base_dir!r})" if manifest.base_dir else ""
+    raise WorkflowError(
+        f"cannot rerun {manifest.run_id}: its workflow imports {', '.join(map(repr, missing))}, not found in "
+        f"{where} {folder}{recorded}; rerun imports code only from a folder you name: "
+        "pass --base-dir WORKFLOW_FOLDER"
+    )
+
+
 def pinned_inputs(store: Store, graph: WorkflowGraph, manifest: RunManifest, folder: Path) -> dict[str, Artifact]:
     """The recorded artifact of every file node; raise WorkflowError if one cannot be had any more."""
     pinned: dict[str, Artifact] = {}
@@ -106,11 +124,12 @@ def rerun(
     jobs: int | None = None,
     base_dir: str | os.PathLike[str] | None = None,
     on_event: EventHandler | None = None,
+    allow_paths: Iterable[str | os.PathLike[str]] = (),
 ) -> RerunResult:
     """Run again exactly what run ``run`` ran; a new run record is written (``rerun_of`` names the old one).
 
-    ``executor`` and ``jobs`` are as for :func:`wfe.run`. ``force``
-    recomputes every function node; ``verify`` compares each node's outputs
+    ``executor``, ``jobs`` and ``allow_paths`` (for a file input whose blob is gone) are as for
+    :func:`wfe.run`. ``force`` recomputes every function node; ``verify`` compares each node's outputs
     with the recorded ones (a node whose inputs came out different because of
     an upstream difference is recomputed from its recorded inputs, so every
     difference is pinned on the node that causes it).
@@ -119,13 +138,16 @@ def rerun(
     """
     original = load_run(store, run)
     graph = run_workflow(store, original)
-    folder = Path(base_dir) if base_dir is not None else Path(original.base_dir or os.getcwd())
+    # Code comes only from where the user points: the record's ``base_dir`` is a claim made by whoever
+    # wrote the store, and importing from it would let a planted record run any code on this machine.
+    folder = Path(base_dir if base_dir is not None else os.getcwd()).resolve()
+    _check_modules_here(graph, original, folder, explicit=base_dir is not None)
     load_workflow_modules(str(folder), graph.modules)
     check_versions(graph, original)
     pinned = pinned_inputs(store, graph, original, folder)
     result = execute(
         graph, store, base_dir=folder, executor=executor, jobs=jobs, force=force, on_event=on_event,
-        pinned_files=pinned,
+        pinned_files=pinned, allow_paths=allow_paths,
     )
     result.manifest.rerun_of = original.run_id  # type: ignore[attr-defined]  # an extra field
     store.runs.put(result.manifest)

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -24,9 +24,9 @@ from ._errors import WfeError, WorkflowError
 from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
 from ._functions import load_workflow_modules
 from ._lease import POLL as LEASE_POLL
-from ._lease import Leases, Waiting
+from ._lease import Leases, Waiting, hostname
 from ._models import ActionResult, Artifact, NodeRecord, NodeStatus, RunManifest, WorkflowGraph, load_workflow
-from ._plan import PlannedNode, plan
+from ._plan import PlannedNode, check_regular, plan
 from ._records import RECORD_SLICE, new_run_id
 from ._store import Store, open_store
 from ._task import Task, TaskResult, element_bytes, run_task
@@ -106,6 +106,7 @@ def run(
     force: bool = False,
     on_event: EventHandler | None = None,
     pinned_files: dict[str, Artifact] | None = None,
+    allow_paths: Iterable[str | os.PathLike[str]] = (),
 ) -> RunResult:
     """Run a workflow (a graph or a file path) on a store; return the manifest of the run.
 
@@ -119,6 +120,10 @@ def run(
 
     ``pinned_files`` maps file nodes to the artifact a rerun must reuse: the
     stored blob if present, else the file only if it still has that digest.
+
+    A file node reads a regular file inside the workflow's folder (``base_dir``),
+    or inside one of ``allow_paths`` (files or folders); any other is a WorkflowError
+    before anything runs.
     """
     if isinstance(workflow, WorkflowGraph):
         graph = workflow
@@ -128,14 +133,17 @@ def run(
         folder = Path(base_dir) if base_dir is not None else Path(workflow).resolve().parent
     store = store if isinstance(store, Store) else open_store(store)
     load_workflow_modules(str(folder), graph.modules)
-    planned = plan(graph, folder, store)
+    pinned_files = dict(pinned_files or {})
+    unread = [node_id for node_id, artifact in pinned_files.items() if store.blobs.exists(artifact.digest)]
+    allowed = [Path(path).resolve() for path in allow_paths]
+    planned = plan(graph, folder, store, allow_paths=allowed, unread=unread)
     if executor is None or isinstance(executor, str):
         handle = build_executor(executor or "inline", jobs, shared=store.shared, url=store.url)
     else:
         handle = wrap_executor(executor, shared=store.shared, url=store.url)
     try:
         runner = _Run(graph, store, planned, folder, handle, force, on_event)
-        runner.pinned_files = dict(pinned_files or {})
+        runner.pinned_files = pinned_files
         # The run needs only its plan from here: a graph no one else holds (one loaded from a file, or handed
         # over as the command line does) is freed now, and the run's own objects reuse its memory.
         del workflow, graph, planned
@@ -225,6 +233,7 @@ class _Run:
             base_dir=str(folder.resolve()),
             started=time.time(),
             parent=outer.manifest.run_id if outer is not None else None,
+            owner=f"{hostname()}:{os.getpid()}",
         )
         self.last_checkpoint = 0.0
         self.checkpoint_every = MANIFEST_INTERVAL
@@ -410,9 +419,17 @@ class _Run:
         pinned = self.pinned_files.get(node_id)
         if pinned is not None and self.store.blobs.exists(pinned.digest):
             return [pinned], "cached"
-        assert p.file is not None
+        if p.file is None:  # planned not to be read, as its pinned blob was there then
+            recorded = pinned.digest if pinned is not None else "a blob"
+            raise WorkflowError(f"file node {node_id!r}: the run used {recorded}, which has gone from the store")
+        # Planning checked it is a regular file; opened without blocking (a FIFO put there since would
+        # wait for a writer) and without following a link put there since, then checked again.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
         try:
-            digest, size, created = self.store.blobs.put_new(p.file)
+            descriptor = os.open(p.file, flags)
+            with os.fdopen(descriptor, "rb") as handle:
+                check_regular(node_id, str(p.file), os.fstat(descriptor).st_mode)
+                digest, size, created = self.store.blobs.put_new(handle)
         except OSError as exc:
             raise WorkflowError(f"file node {node_id!r}: cannot read {p.file}: {exc.strerror or exc}") from None
         if pinned is not None and digest != pinned.digest:

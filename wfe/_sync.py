@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._errors import BlobNotFoundError, IntegrityError, NotFoundError, StoreError
+from ._fsio import Damaged
 from ._gc import digests_in
 from ._history import resolve_run_id
 from ._models import RunManifest
@@ -109,7 +110,7 @@ def _copy_blobs(
             continue
         try:
             written, size = _copy_blob(source, destination, digest)
-        except (IntegrityError, BlobNotFoundError) as exc:
+        except (IntegrityError, BlobNotFoundError, Damaged) as exc:  # Damaged: a link or FIFO, never copied
             report.failures.append(f"blob {digest}: {exc}")
             continue
         if written != digest:  # the destination hashed something else: never leave it under a wrong name

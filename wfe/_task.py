@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import importlib
-import json
 import logging
 import os
 import secrets
@@ -99,7 +98,17 @@ class _Scratch:
             if self.base is None:
                 self.path = os.path.realpath(tempfile.mkdtemp(prefix="wfe-node-"))
             else:  # named after its process, so gc keeps it while that process lives
-                os.makedirs(self.base, exist_ok=True)
+                from stat import S_ISDIR
+
+                from ._fsio import damaged
+
+                try:
+                    mode = os.lstat(self.base).st_mode
+                except FileNotFoundError:
+                    os.makedirs(self.base, exist_ok=True)
+                    mode = os.lstat(self.base).st_mode
+                if not S_ISDIR(mode):  # the store's tmp/ linked elsewhere: make nothing through it
+                    raise damaged(self.base, mode)
                 while True:
                     name = f"{SCRATCH_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_{hostname()}"
                     path = os.path.join(self.base, name)
@@ -254,7 +263,7 @@ def _decode_input(store: Any, payloads: dict[str, bytes], digest: str, mime: str
     if mime_base(mime) != ARTIFACT_LIST:
         return decode(data, mime)
     elements = []
-    for item in json.loads(data):  # a mapped node's outputs: decode each element by its own type
+    for item in decode_json(data):  # a mapped node's outputs: decode each element by its own type
         element = Artifact.model_validate(item)
         raw = element_bytes(element) if element.kind == "inline" else store.blobs.get(element.digest)
         elements.append(decode(raw, element.mime))
@@ -304,7 +313,7 @@ def _store_outputs(
             continue
         data = _read_all(encoded)
         if spec.kind == "inline":
-            parsed = json.loads(data)
+            parsed = decode_json(data)
             data = encode_json(parsed)
             if len(data) > INLINE_LIMIT:
                 raise ValueError(

@@ -18,12 +18,11 @@ Caching rules:
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ._codecs import ARTIFACT_LIST, encode_json
+from ._codecs import ARTIFACT_LIST, decode_json, encode_json
 from ._digest import action_key, canonical_json
 from ._errors import WfeError
 from ._models import Artifact, NodeRecord, mime_base
@@ -112,8 +111,8 @@ def _finish_map(run: _Run, node_id: str) -> None:
 def list_elements(run: _Run, artifact: Artifact) -> list[Artifact]:
     """The elements of a list output: the artifacts of an artifact list, or a JSON list's items as blobs."""
     if mime_base(artifact.mime) == ARTIFACT_LIST:
-        return [Artifact.model_validate(item) for item in json.loads(value_bytes(run, artifact))]
-    items = json.loads(value_bytes(run, artifact))
+        return [Artifact.model_validate(item) for item in decode_json(value_bytes(run, artifact))]
+    items = decode_json(value_bytes(run, artifact))
     if not isinstance(items, list):
         raise ValueError(f"expected a JSON list, got {type(items).__name__}")
     elements = []
@@ -168,7 +167,7 @@ def run_unit(run: _Run, node_id: str, inputs: list[Artifact]) -> None:
             if port.id in produced:
                 current[port.id] = produced[port.id]
         try:
-            go_on = json.loads(value_bytes(run, produced[p.loop.condition]))
+            go_on = decode_json(value_bytes(run, produced[p.loop.condition]))
         except (WfeError, ValueError) as exc:
             _fail(run, node_id, f"iteration {iteration}: cannot read condition {p.loop.condition!r}: {exc}")
             return

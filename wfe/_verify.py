@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ._blobs import BlobStore
 from ._errors import BlobNotFoundError, IntegrityError, NotFoundError, StoreError
+from ._fsio import Damaged
 from ._models import RunManifest
 from ._progress import Progress
 from ._store import Store
@@ -37,6 +38,8 @@ class VerifyReport:
     missing_blobs: dict[str, list[str]] = field(default_factory=dict)  # digest -> who refers to it
     damaged: list[str] = field(default_factory=list)  # records that cannot be read or do not match
     repaired: list[str] = field(default_factory=list)
+    lost: dict[str, list[str]] = field(default_factory=dict)  # run id -> the missing blobs it names
+    repaired_all: bool = False  # with ``repair``: nothing is left that a repair can mend
 
     @property
     def clean(self) -> bool:
@@ -49,6 +52,9 @@ class VerifyReport:
             out.append(f"missing blob {digest}, referenced by {', '.join(referrers[:3])}{more}")
         out.extend(f"damaged {what}" for what in self.damaged)
         out.extend(f"repaired: {what}" for what in self.repaired)
+        for run_id, digests in sorted(self.lost.items()):
+            out.append(f"run {run_id} names {len(digests)} blob{'s' if len(digests) > 1 else ''} missing or corrupt: "
+                       f"`wfe rerun {run_id}` recomputes them")
         return out
 
     def to_json(self) -> dict[str, object]:
@@ -60,6 +66,8 @@ class VerifyReport:
             "missing_blobs": {d: list(r) for d, r in self.missing_blobs.items()},
             "damaged": list(self.damaged),
             "repaired": list(self.repaired),
+            "repaired_all": self.repaired_all,
+            "runs_to_rerun": {r: list(d) for r, d in self.lost.items()},
         }
 
 
@@ -80,16 +88,24 @@ def verify_store(store: Store, *, repair: bool = False, progress: Progress | Non
         return digest in present or store.blobs.exists(digest)
 
     def note_missing(digest: str, referrer: str) -> None:
-        if digest not in corrupt and not usable(digest):
-            report.missing_blobs.setdefault(digest, []).append(referrer)
+        if digest in corrupt or not usable(digest):
+            if digest not in corrupt:
+                report.missing_blobs.setdefault(digest, []).append(referrer)
+            if referrer.startswith("run "):  # history that only a rerun can restore (a corrupt blob goes on repair)
+                lost = report.lost.setdefault(referrer.split()[1], [])
+                if digest not in lost:
+                    lost.append(digest)
 
     configs, bad_configs = _check_configs(store, report, progress)
 
     def has_config(digest: str) -> bool:
         return digest in configs or (digest not in bad_configs and store.configs.exists(digest))
 
-    bad_actions = _check_actions(store, report, progress, usable, note_missing, has_config)
-    _check_runs(store, report, progress, note_missing)
+    entries: dict[str, tuple[str, ...]] = {}
+    bad_actions = _check_actions(store, report, progress, usable, note_missing, has_config, entries)
+    recorded: dict[str, set[tuple[str, ...]]] = {}
+    _check_runs(store, report, progress, note_missing, recorded)
+    bad_actions.extend(_disagreeing_actions(report, entries, recorded))
     _check_functions(store, report, progress)
     if repair:
         for digest in report.corrupt_blobs:
@@ -101,7 +117,29 @@ def verify_store(store: Store, *, repair: bool = False, progress: Progress | Non
         for digest in bad_configs:
             if store.configs.delete(digest):
                 report.repaired.append(f"dropped damaged config {digest}")
+        # What is left after a repair is history: run records naming blobs that are gone, which a rerun
+        # restores, and damaged run or function records, which only their writer can mend.
+        report.repaired_all = not any(
+            not what.startswith(("config ", "action ")) for what in report.damaged
+        )
     return report
+
+
+def _disagreeing_actions(
+    report: VerifyReport, entries: dict[str, tuple[str, ...]], recorded: dict[str, set[tuple[str, ...]]]
+) -> list[str]:
+    """Cache entries whose outputs no run that computed or reused the action recorded: edited behind wfe's back.
+
+    Every run that ran or reused an action names its outputs, so an entry all of whose runs name other
+    outputs was not written by any of them. Only actions some kept run names can be checked this way.
+    """
+    bad = []
+    for key, outputs in entries.items():
+        seen = recorded.get(key)
+        if seen and outputs not in seen:
+            report.damaged.append(f"action {key} (its outputs are not what any run that used it recorded)")
+            bad.append(key)
+    return bad
 
 
 def _stored_blobs(store: Store) -> BlobStore:
@@ -124,6 +162,10 @@ def _check_blobs(store: Store, report: VerifyReport, progress: Progress) -> set[
             report.blobs += 1
         except IntegrityError:
             report.corrupt_blobs.append(digest)
+            report.blobs += 1
+        except Damaged as exc:  # a link, FIFO or device under a blob's name: never read, unusable as corrupt
+            report.corrupt_blobs.append(digest)
+            report.damaged.append(f"blob {digest} ({exc})")
             report.blobs += 1
         except BlobNotFoundError:
             pass  # deleted since the listing: nothing to check
@@ -160,6 +202,7 @@ def _check_actions(
     usable: Callable[[str], bool],
     note_missing: _Note,
     has_config: Callable[[str], bool],
+    entries: dict[str, tuple[str, ...]],
 ) -> list[str]:
     keys = list(store.actions)
     progress.phase("action cache", len(keys))
@@ -174,6 +217,7 @@ def _check_actions(
                 bad.append(key)
             continue
         report.actions += 1
+        entries[key] = tuple(a.digest for a in result.outputs)
         outputs = [a.digest for a in result.outputs if a.stored]
         for digest in outputs:
             note_missing(digest, f"action {key}")
@@ -184,7 +228,10 @@ def _check_actions(
     return bad
 
 
-def _check_runs(store: Store, report: VerifyReport, progress: Progress, note_missing: _Note) -> None:
+def _check_runs(
+    store: Store, report: VerifyReport, progress: Progress, note_missing: _Note,
+    recorded: dict[str, set[tuple[str, ...]]],
+) -> None:
     run_ids = list(store.runs)
     progress.phase("runs", len(run_ids))
     for run_id in run_ids:
@@ -200,6 +247,9 @@ def _check_runs(store: Store, report: VerifyReport, progress: Progress, note_mis
         report.runs += 1
         for digest, referrer in run_references(manifest):
             note_missing(digest, referrer)
+        for record in manifest.nodes.values():
+            if record.action_key and record.status in ("ran", "cached") and record.elements is None:
+                recorded.setdefault(record.action_key, set()).add(tuple(a.digest for a in record.outputs))
 
 
 def run_references(manifest: RunManifest) -> list[tuple[str, str]]:

@@ -11,7 +11,9 @@ status in the JSON body (``{"statusCode": "404", "code": "NoSuchKey",
     FileNotFoundError              no such object (NoSuchKey, not_found)
     FileExistsError                duplicate upload without upsert (KeyAlreadyExists, Duplicate)
     PermissionError                invalid key or JWT, RLS refusal (AccessDenied, 401, 403)
-    SupabaseStorageError (OSError) anything else, with status, code and the server's message
+    SupabaseStorageError (OSError) anything else, with status, code and the server's message; an
+                                   answer that is not Storage's JSON says the server is not Supabase
+                                   Storage; a timeout names the bound (:func:`timed_out`)
     ├── BucketNotFoundError        the bucket does not exist (NoSuchBucket)
     ├── ObjectTooLargeError        over the bucket's or the project's size limit (EntityTooLarge)
     └── InvalidKeyError            (ValueError) a key outside Storage's alphabet (InvalidKey)
@@ -87,11 +89,55 @@ def _http_status(exc: BaseException) -> int:
     return int(getattr(response, "status_code", 0) or 0)
 
 
+_TIMEOUTS = {
+    "ConnectTimeout": ("did not accept a connection", "connect"),
+    "ReadTimeout": ("did not answer", "read"),
+    "WriteTimeout": ("took no more of the request", "read"),
+    "PoolTimeout": ("had no free connection", "operation"),
+}
+
+
+def timed_out(exc: BaseException, url: str, shown: str, bounds: Any) -> str:
+    """The one line for an httpx timeout on ``shown``: which bound ran out, and all of them."""
+    what, which = _TIMEOUTS.get(type(exc).__name__, ("did not answer", "read"))
+    seconds = getattr(bounds, which)
+    return (
+        f"Supabase Storage at {url} {what} within {seconds:g} s for {shown} ({bounds}); "
+        "raise the timeout options for a slow project, or check the URL"
+    )
+
+
+def _not_storage(exc: BaseException, shown: str, status: str) -> SupabaseStorageError | None:
+    """For an error answer that is not JSON at all, the error saying the URL is some other server.
+
+    None for JSON without Storage's fields: Supabase's gateway answers a bad key that way.
+    """
+    response: Any = None
+    error: BaseException | None = exc
+    while error is not None and response is None:  # storage3 raises it from the JSON error, itself from httpx's
+        response = getattr(error, "response", None)
+        error = error.__cause__ or error.__context__
+    kind = response.headers.get("content-type", "") if response is not None else ""
+    if "json" in kind:
+        return None
+    came_back = ", ".join(part for part in (f"HTTP {status}", kind and f"Content-Type {kind}") if part)
+    return SupabaseStorageError(
+        f"the server does not answer like Supabase Storage ({came_back} for {shown}); check the project URL "
+        "(SUPABASE_URL or the url option: https://<project-ref>.supabase.co)",
+        status=status,
+        code="NotSupabaseStorage",
+    )
+
+
 def translate(exc: Exception, shown: str) -> OSError:
     """The Python exception for a storage3 ``StorageApiError`` raised while working on ``shown``."""
     message = str(getattr(exc, "message", "") or exc)
     status = str(getattr(exc, "status", "") or "")
     error = str(getattr(exc, "code", "") or "")
+    if message.startswith("Unable to parse error message"):  # storage3's words for a body that is not its JSON
+        not_storage = _not_storage(exc, shown, status)
+        if not_storage is not None:
+            return not_storage
     code = _body_code(exc)
     http = _http_status(exc)
     detail = f"{message} ({code or error or 'error'}, status {status or http})"

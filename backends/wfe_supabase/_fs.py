@@ -31,11 +31,21 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from fsspec.spec import AbstractFileSystem
 
-from ._errors import BucketNotFoundError, SupabaseStorageError, check_key, translate
-from ._transfer import SupabaseFile, new_storage_client, stream_range, upload_body
+from ._errors import BucketNotFoundError, SupabaseStorageError, check_key, timed_out, translate
+from ._transfer import (
+    CONNECT_TIMEOUT,
+    OPERATION_TIMEOUT,
+    READ_TIMEOUT,
+    Bounds,
+    SupabaseFile,
+    new_storage_client,
+    stream_range,
+    upload_body,
+)
 
 DELETE_BATCH = 1000  # storage-api refuses more objects per DELETE request
 LIST_PAGE_SIZE = 1000
@@ -49,6 +59,10 @@ class SupabaseFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is
     ``url`` and ``key`` default to ``$SUPABASE_URL`` and ``$SUPABASE_KEY``.
     The key is sent as ``apiKey`` and ``Authorization: Bearer``; it never
     appears in this object's repr, in error messages or in logs.
+
+    Each request is one attempt (storage3 retries nothing): ``connect_timeout``
+    seconds to connect, ``read_timeout`` without a byte either way (so a large
+    transfer is bounded by progress, not size), no single wait over ``timeout``.
     """
 
     protocol = ("supabase",)
@@ -58,8 +72,10 @@ class SupabaseFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is
         self,
         url: str | None = None,
         key: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = OPERATION_TIMEOUT,
         list_page_size: int = LIST_PAGE_SIZE,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,13 +83,21 @@ class SupabaseFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is
         key = key or os.environ.get("SUPABASE_KEY") or ""
         if not url:
             raise ValueError("no Supabase project URL: set SUPABASE_URL or pass url=https://<ref>.supabase.co")
+        netloc = urlsplit(url).netloc if "://" in url else ""
+        if "@" in netloc:  # the part before "@" is never shown: it may be a password
+            shown = url.replace(netloc, netloc.rpartition("@")[2], 1)
+            raise ValueError(
+                f"the Supabase project URL must not carry credentials ({shown} with a user:password@ part); "
+                "the project key goes in SUPABASE_KEY or the key option"
+            )
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Supabase project URL must start with http:// or https://, got {url!r}")
         if not key:
             raise ValueError("no Supabase key: set SUPABASE_KEY or pass key=...")
         self.url = url.rstrip("/")
         self.list_page_size = int(list_page_size)
-        self._storage = new_storage_client(self.url, key, float(timeout))
+        self.bounds = Bounds.parse(connect_timeout, read_timeout, timeout)
+        self._storage = new_storage_client(self.url, key, self.bounds)
 
     def __repr__(self) -> str:
         return f"SupabaseFileSystem(url={self.url!r})"
@@ -103,6 +127,8 @@ class SupabaseFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is
             yield
         except StorageApiError as exc:
             raise translate(exc, self._shown(path)) from None
+        except httpx.TimeoutException as exc:
+            raise SupabaseStorageError(timed_out(exc, self.url, self._shown(path), self.bounds)) from None
         except httpx.HTTPError as exc:
             raise SupabaseStorageError(
                 f"cannot reach Supabase Storage at {self.url} for {self._shown(path)}: {type(exc).__name__}: {exc}"

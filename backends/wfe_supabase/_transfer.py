@@ -6,6 +6,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile
@@ -13,8 +14,46 @@ from fsspec.spec import AbstractBufferedFile
 if TYPE_CHECKING:
     from ._fs import SupabaseFileSystem
 
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection
+READ_TIMEOUT = 30.0  # seconds without a byte received (or, uploading, taken by the server)
+OPERATION_TIMEOUT = 60.0  # seconds: the most any one timeout may be, and the wait for a free connection
 
-def new_storage_client(url: str, key: str, timeout: float) -> Any:
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long a request may wait: to connect, for each byte, and at most in all for any one wait."""
+
+    connect: float = CONNECT_TIMEOUT
+    read: float = READ_TIMEOUT
+    operation: float = OPERATION_TIMEOUT
+
+    @classmethod
+    def parse(cls, connect: Any, read: Any, operation: Any) -> Bounds:
+        """From option values (strings too); each is at most ``operation``. ValueError if not seconds."""
+        values = []
+        for name, value in (("connect_timeout", connect), ("read_timeout", read), ("timeout", operation)):
+            try:
+                seconds = float(value)
+            except (TypeError, ValueError):
+                seconds = float("nan")
+            if not 0 < seconds < float("inf"):
+                raise ValueError(f"Supabase option {name} must be a positive number of seconds, got {value!r}")
+            values.append(seconds)
+        connect_s, read_s, operation_s = values
+        return cls(min(connect_s, operation_s), min(read_s, operation_s), operation_s)
+
+    def __str__(self) -> str:
+        return (
+            f"connect_timeout {_shown(self.connect)} s, read_timeout {_shown(self.read)} s, "
+            f"timeout {_shown(self.operation)} s, 1 attempt: storage3 does not retry"
+        )
+
+
+def _shown(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 10 else f"{round(seconds, 1):g}"
+
+
+def new_storage_client(url: str, key: str, bounds: Bounds) -> Any:
     """The storage client ``supabase.create_client(url, key).storage`` builds, made directly.
 
     ``supabase.Client.storage`` is a ``storage3.SyncStorageClient`` at
@@ -25,6 +64,9 @@ def new_storage_client(url: str, key: str, timeout: float) -> Any:
     from storage3 import SyncStorageClient
 
     # HTTP/1.1 on purpose: h2's header encoder logs header values (the key) at DEBUG level.
+    # storage3 sends every request through this client and retries nothing: each request is one
+    # attempt, bounded by connect_timeout and by read_timeout without a byte either way.
+    timeout = httpx.Timeout(connect=bounds.connect, read=bounds.read, write=bounds.read, pool=bounds.operation)
     http = httpx.Client(http2=False, timeout=timeout, follow_redirects=True)
     headers = {"apiKey": key, "Authorization": f"Bearer {key}"}
     return SyncStorageClient(f"{url}/storage/v1/", headers, http_client=http)

@@ -67,11 +67,12 @@ def verify_main(args: argparse.Namespace) -> int:
     else:
         for line in report.lines():
             print(line)
-        state = "clean" if report.clean else "PROBLEMS FOUND"
+        state = "clean" if report.clean else "repaired" if report.repaired_all else "PROBLEMS FOUND"
         print(f"{state}: {report.blobs} blobs ({report.bytes} bytes), {report.configs} configs, "
               f"{report.actions} actions, {report.runs} runs, {report.functions} functions checked")
-    # Non-zero whenever problems were found, repaired or not: a script learns the store was not clean.
-    return EXIT_OK if report.clean else EXIT_FAILED
+    # Zero when clean, or when --repair mended all it can (runs left naming lost blobs are listed with the
+    # rerun that restores them); otherwise non-zero, so a script learns the store was not clean.
+    return EXIT_OK if report.clean or report.repaired_all else EXIT_FAILED
 
 
 def gc_main(args: argparse.Namespace) -> int:
@@ -92,6 +93,9 @@ def gc_main(args: argparse.Namespace) -> int:
           f"{len(report.deleted_blobs)} blobs: {report.bytes_freed} bytes {'to free' if report.dry_run else 'freed'}")
     print(f"kept {len(report.kept_runs)} runs, {report.blobs_kept} blobs they use, "
           f"{report.young_blobs_kept} blobs younger than the grace period")
+    if report.live_runs:
+        print(f"kept the cache and {report.blobs_kept_for_live_runs} blobs it names while runs go on: "
+              + ", ".join(report.live_runs))
     return EXIT_OK
 
 

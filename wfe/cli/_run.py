@@ -29,6 +29,10 @@ def register(subparsers: Any) -> None:
         "--allow-module", action="append", default=[], metavar="MODULE",
         help="import an installed module whose registered functions the workflow may use (repeatable)",
     )
+    parser.add_argument(
+        "--allow-path", action="append", default=[], metavar="PATH",
+        help="let file nodes read this file, or files in this folder, outside the workflow's folder (repeatable)",
+    )
     add_execution_flags(parser)
     add_logging_flags(parser)
     add_common_flags(parser)
@@ -64,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     del graph
     try:
         result = run(handed.pop(), store, executor=args.executor, jobs=args.jobs, force=args.force,
-                     on_event=display, base_dir=Path(args.workflow).resolve().parent)
+                     on_event=display, base_dir=Path(args.workflow).resolve().parent, allow_paths=args.allow_path)
     except KeyboardInterrupt as exc:
         if display is not None:
             display.close()

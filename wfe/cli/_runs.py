@@ -17,7 +17,7 @@ RUN_HELP = "run id, a unique prefix of one, or 'latest'"
 def register(subparsers: Any) -> None:
     runs = subparsers.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
-    runs.add_argument("--status", choices=["succeeded", "failed", "running", "interrupted"],
+    runs.add_argument("--status", choices=["succeeded", "failed", "running", "interrupted", "died"],
                       help="only runs with this status")
     runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20; 0 for all)")
     runs.add_argument("--json", action="store_true", help="print JSON lines, one run per line")
@@ -41,9 +41,13 @@ def register(subparsers: Any) -> None:
     rerun.add_argument("--verify", action="store_true",
                        help="compare every output with the recorded one; exit 1 if any differs")
     rerun.add_argument("--base-dir", metavar="DIR",
-                       help="folder of the workflow's modules and files (default: as recorded)")
+                       help="folder of the workflow's modules and files (default: the current folder; "
+                       "never the folder a run record names)")
     rerun.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                        help="import an installed module whose registered functions the run used (repeatable)")
+    rerun.add_argument("--allow-path", action="append", default=[], metavar="PATH",
+                       help="let a file node whose recorded blob is gone read this file or folder outside "
+                       "the workflow's folder (repeatable)")
     rerun.add_argument("--json", action="store_true", help="print the result as JSON")
     add_execution_flags(rerun)
     add_store_argument(rerun)
@@ -94,16 +98,18 @@ def runs_main(args: argparse.Namespace) -> int:
 
 
 def show_main(args: argparse.Namespace) -> int:
-    from .._history import load_run
+    from .._history import load_run, shown_status
 
     store = store_from_args(args)
     manifest = load_run(store, args.run)
+    status = shown_status(manifest)
     if args.json:
-        print(manifest.model_dump_json(indent=2, exclude_none=True))
+        print(json.dumps({**manifest.model_dump(mode="json", exclude_none=True), "status": status}, indent=2))
         return EXIT_OK
     counts = manifest.counts()
     duration = manifest.finished - manifest.started if manifest.finished else None
-    print(f"run {manifest.run_id}  workflow {manifest.workflow}  {manifest.status}")
+    gone = f" (its process {manifest.owner} is gone; it cannot finish)" if status == "died" else ""
+    print(f"run {manifest.run_id}  workflow {manifest.workflow}  {status}{gone}")
     print(f"started {_when(manifest.started)}  duration {_duration(duration)}  "
           + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     print(f"workflow blob {manifest.workflow_digest}")
@@ -150,7 +156,7 @@ def rerun_main(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     allow_modules(args.allow_module)
     outcome = rerun(store, args.run, force=args.force, verify=args.verify, base_dir=args.base_dir,
-                    executor=args.executor, jobs=args.jobs)
+                    executor=args.executor, jobs=args.jobs, allow_paths=args.allow_path)
     if args.json:
         print(json.dumps({**verify_summary(outcome), **{"nodes": outcome.result.to_json()["nodes"]}}, indent=2))
     else:
