@@ -3,8 +3,9 @@
 ``pytest conformance_tests --store-url URL`` (repeatable) runs every test
 against each URL; without it, against every backend in
 :data:`conformance_tests.backends.BUILTIN` that can start here. The package's
-``conftest.py`` loads this plugin; from an installed copy, name it:
-``pytest -p conformance_tests.plugin --pyargs conformance_tests --store-url URL``.
+``conftest.py`` loads this plugin in a source checkout; an installed wfe registers it through the
+``pytest11`` entry point (named as this module, so the two never load it twice), so from any folder:
+``pytest --pyargs conformance_tests --store-url URL``.
 """
 
 from __future__ import annotations

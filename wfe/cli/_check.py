@@ -43,7 +43,7 @@ def check_main(args: argparse.Namespace) -> int:
     except ImportError as exc:  # pytest or hypothesis missing
         from .._errors import WfeError
 
-        raise WfeError(f"check-store needs the test extra (pip install 'wfe[test]'): {exc}") from None
+        raise WfeError(f"check-store needs the conformance extra (pip install 'wfe[conformance]'): {exc}") from None
 
     print(f"checking {args.url} (profile {args.profile})", flush=True)
     pytest_args = ["--exitfirst"] if args.exitfirst else []
