@@ -6,8 +6,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .._models import NodeRecord
-from .._report import human_size
+from .._humanize import human_size
+from ..store._manifest import NodeRecord
 
 SETTLED = ("ran", "cached", "failed", "skipped")
 REDRAW_INTERVAL = 0.1  # seconds
