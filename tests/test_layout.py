@@ -129,3 +129,21 @@ def test_a_plain_source_checkout_opens_a_store_and_runs_the_example(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "succeeded"
+
+
+def test_a_missing_optional_backend_names_the_extra_to_install() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["wfe_s3"] = None  # as if the s3 extra were not installed
+        import wfe
+        try:
+            wfe.open_store("s3://bucket/prefix")
+        except wfe.StoreURLError as exc:
+            print(exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("s3 needs the s3 extra: pip install 'wfe[s3]'"), done.stdout

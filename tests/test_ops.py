@@ -18,8 +18,9 @@ import pytest
 from _projects import blob_file, make_project
 
 import wfe
+from wfe.cli._bars import terminal_progress
 from wfe.ops._gc import collect_garbage, parse_duration, parse_since
-from wfe.ops._progress import Progress, terminal_progress
+from wfe.ops._progress import Progress
 from wfe.ops._rerun import rerun
 from wfe.ops._sync import sync
 from wfe.ops._verify import run_references, verify_store

@@ -51,7 +51,7 @@ def _quiet(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress(args: argparse.Namespace) -> Any:
-    from ..ops._progress import terminal_progress
+    from ._bars import terminal_progress
 
     return terminal_progress(enabled=not args.quiet and not args.json)
 

@@ -1,4 +1,16 @@
-"""The storage base class a backend subclasses, its capability flags, and the staging it gives by default."""
+"""The storage base class a backend subclasses, its capability flags, and the staging it gives by default.
+
+:class:`StorageIO` is byte-level access to one root folder on one fsspec
+filesystem. Backend errors become wfe's inside :class:`~wfe.storage.translate`:
+``FileNotFoundError`` and ``FileExistsError`` pass through (the stores turn
+them into their own errors), anything else becomes :class:`wfe.StoreError`
+with the backend's message kept.
+
+Writes are staged and then published: :meth:`StorageIO.stage` gives a
+writable temporary object, :meth:`Staging.publish` makes it appear under its
+final path whole or not at all. How depends on the filesystem, chosen by
+class flags rather than by name anywhere else in wfe.
+"""
 
 from __future__ import annotations
 

@@ -1,20 +1,9 @@
-"""Byte-level access to one root folder on one fsspec filesystem.
-
-This is the only module that talks to a filesystem, and so the one boundary
-where backend errors are translated: ``FileNotFoundError`` and
-``FileExistsError`` pass through (the stores turn them into their own
-errors), anything else becomes :class:`wfe.StoreError` with the backend's
-message kept.
-
-Writes are staged and then published: :meth:`StorageIO.stage` gives a
-writable temporary object, :meth:`Staging.publish` makes it appear under its
-final path whole or not at all. How depends on the filesystem, chosen by
-class flags rather than by name anywhere else in wfe.
+"""Local disk (``file://`` and plain paths), using the OS directly rather than fsspec.
 
 One rule for everything a store holds, whoever put it there: only regular
 files are read, and nothing is followed out of the store root. On local
 disk an entry that is a symbolic link, FIFO, device or socket, and a folder
-below the root that is a symbolic link, is :class:`Damaged`: never read,
+below the root that is a symbolic link, is :class:`~wfe.storage.Damaged`: never read,
 written, listed through or deleted through (deleting the entry itself is
 fine). The root itself may be a link its user chose. A read that is given a
 ``limit`` (records: ``MAX_RECORD_BYTES``) refuses a bigger entry as damaged
