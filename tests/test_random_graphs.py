@@ -26,23 +26,26 @@ import wfe
 FUNCTIONS = '''
 import wfe
 
+# Named apart: the function registry is one per process, and other tests register a "split" or a "seed".
 
-@wfe.function(outputs="application/json")
+
+@wfe.function(name="rg_seed", outputs="application/json")
 def seed(**config):
     return config.get("value", 1)
 
 
-@wfe.function(inputs=["application/json"], outputs="application/json")
+@wfe.function(name="rg_step", inputs=["application/json"], outputs="application/json")
 def step(value, **config):
     return [value, sorted(config)]
 
 
-@wfe.function(inputs=["application/json", "application/json"], outputs="application/json")
+@wfe.function(name="rg_merge", inputs=["application/json", "application/json"], outputs="application/json")
 def merge(left, right, **config):
     return [left, right]
 
 
 @wfe.function(
+    name="rg_describe",
     inputs=[wfe.Input("*/*", name="anything")],
     outputs=[wfe.Output("text/plain", name="text"), wfe.Output("application/json", name="size", kind="inline")],
 )
@@ -51,12 +54,13 @@ def describe(anything, **config):
     return text, len(text)
 
 
-@wfe.function(inputs=[wfe.Input("text/*", name="text")], outputs="application/octet-stream")
+@wfe.function(name="rg_to_bytes", inputs=[wfe.Input("text/*", name="text")], outputs="application/octet-stream")
 def to_bytes(text, **config):
     return text.encode()
 
 
 @wfe.function(
+    name="rg_split",
     inputs=[wfe.Input("application/json", name="values")],
     outputs=[wfe.Output("application/json", name="low"), wfe.Output("application/json", name="high")],
 )
@@ -68,7 +72,7 @@ SUB_WORKFLOW = {
     "name": "sub", "modules": ["random_graph_functions"],
     "inputs": [{"id": "values", "mime": "application/json"}],
     "outputs": [{"id": "out", "node": "s"}],
-    "nodes": [{"id": "s", "function": "step"}], "edges": [{"source": "values", "target": "s"}],
+    "nodes": [{"id": "s", "function": "rg_step"}], "edges": [{"source": "values", "target": "s"}],
 }  # fmt: skip
 
 RANDOM = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
@@ -95,8 +99,8 @@ def nodes(draw: st.DrawFn, node_id: str) -> dict[str, Any]:
     kind = draw(st.sampled_from(["function"] * 6 + ["file"] * 2 + ["workflow", "loop", "none", "two"]))
     node: dict[str, Any] = {"id": node_id}
     if kind in ("function", "two"):
-        node["function"] = draw(st.sampled_from(["seed", "seed", "step", "merge", "describe", "to_bytes", "split",
-                                                 "nosuch", "os:system"]))
+        node["function"] = draw(st.sampled_from(["rg_seed", "rg_seed", "rg_step", "rg_merge", "rg_describe",
+                                                 "rg_to_bytes", "rg_split", "nosuch", "os:system"]))
         if draw(st.booleans()):
             node["config"] = draw(st.dictionaries(st.text(max_size=6), json_values, max_size=3) | json_values)
     if kind in ("file", "two"):
@@ -115,9 +119,9 @@ def nodes(draw: st.DrawFn, node_id: str) -> dict[str, Any]:
 
 
 IN_DEGREE_FUNCTIONS = {
-    0: ["seed"] * 5 + ["file"] * 2 + ["nosuch"],
-    1: ["step", "step", "describe", "split"],
-    2: ["merge"],
+    0: ["rg_seed"] * 5 + ["file"] * 2 + ["nosuch"],
+    1: ["rg_step", "rg_step", "rg_describe", "rg_split"],
+    2: ["rg_merge"],
 }
 
 
@@ -136,7 +140,7 @@ def clean_documents(draw: st.DrawFn) -> dict[str, Any]:
     in_degree = {index: sum(1 for _, t in pairs if t == index) for index in range(count)}
     nodes = []
     for index, node_id in enumerate(ids):
-        function = draw(st.sampled_from(IN_DEGREE_FUNCTIONS.get(in_degree[index], ["merge", "nosuch"])))
+        function = draw(st.sampled_from(IN_DEGREE_FUNCTIONS.get(in_degree[index], ["rg_merge", "nosuch"])))
         if function == "file":  # mostly its own data; sometimes a file elsewhere, which it may not read
             path = draw(st.sampled_from(["data.json"] * 6 + ["../outside.json", "link.json", "/etc/hostname"]))
             nodes.append({"id": node_id, "file": path, "mime": "application/json"})
@@ -312,7 +316,7 @@ def test_a_graph_loads_if_and_only_if_it_has_no_cycle_and_a_cycle_reported_is_on
 ) -> None:
     """Of any shape: a cycle with nodes downstream of it, several cycles, self-loops, parallel edges."""
     edges = [{"source": ids[s % len(ids)], "target": ids[t % len(ids)]} for s, t in pairs]
-    document = {"name": "g", "nodes": [{"id": node_id, "function": "seed"} for node_id in ids], "edges": edges}
+    document = {"name": "g", "nodes": [{"id": node_id, "function": "rg_seed"} for node_id in ids], "edges": edges}
     cyclic = has_cycle(ids, edge_pairs(document))
     try:
         graph = wfe.WorkflowGraph.model_validate(document)
