@@ -343,13 +343,14 @@ def test_the_generated_documents_reach_every_outcome(project: Path, outcome: str
             result = wfe.run(graph, "memory://coverage", base_dir=project)
         except wfe.WfeError:
             return outcome == "not planned"
-        return outcome == "run succeeded with edges" and result.ok and len(graph.edges) > 2
+        return outcome == "run succeeded with edges" and result.ok and len(graph.edges) >= 2
 
     class Reached(Exception):
         pass
 
+    # Derandomized: the same documents every time, so this check on the generator cannot come and go by chance.
     @settings(max_examples=2000, database=None, deadline=None, suppress_health_check=list(HealthCheck),
-              phases=[Phase.generate])  # stop at the first document that reaches it: no shrinking
+              phases=[Phase.generate], derandomize=True)  # stop at the first document that reaches it: no shrinking
     @given(document=documents)
     def search(document: Any) -> None:
         if reaches(document):
