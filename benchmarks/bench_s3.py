@@ -33,9 +33,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from wfe_s3 import S3IO
+
 import wfe
 from conformance_tests._s3server import S3Server, s3_server
-from wfe._s3 import S3IO
 
 MiB = 1024 * 1024
 
@@ -121,7 +122,7 @@ _MEMORY = textwrap.dedent(
     """
     import json, os, sys
     import wfe
-    from wfe._s3 import S3IO
+    from wfe_s3 import S3IO
 
     size, block = int(sys.argv[3]), os.urandom(1024 * 1024)
 

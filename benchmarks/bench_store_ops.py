@@ -20,11 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 import wfe
-from wfe._gc import collect_garbage
-from wfe._models import NodeRecord, RunManifest
-from wfe._records import new_run_id
-from wfe._sync import sync
-from wfe._verify import verify_store
+from wfe.ops._gc import collect_garbage
+from wfe.ops._sync import sync
+from wfe.ops._verify import verify_store
+from wfe.store._manifest import NodeRecord, RunManifest
+from wfe.store._records import new_run_id
 
 
 def build(root: str, blobs: int, size: int, runs: int) -> list[str]:

@@ -26,12 +26,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gen import write
 
-import wfe._blobs as blobs
-import wfe._fsio as fsio
-import wfe._lease as lease
-import wfe._records as records
-import wfe._runner as runner
-import wfe._task as task
+import wfe.engine._lease as lease
+import wfe.engine._runner as runner
+import wfe.engine._task as task
+import wfe.storage._local as fsio
+import wfe.store._blobs as blobs
+import wfe.store._records as records
 
 STEPS: list[tuple[Any, str, str]] = [
     (runner._Run, "_loop", "the scheduling loop (all of the below)"),

@@ -63,7 +63,7 @@ def put_configs(url: str, options: dict[str, Any], module: str | None, configs: 
 
 
 def put_action(url: str, options: dict[str, Any], module: str | None, key: str, result_json: str) -> bool:
-    from wfe._models import ActionResult
+    from wfe.store._manifest import ActionResult
 
     store = _open(url, options, module)
     return store.actions.put(key, ActionResult.model_validate_json(result_json))

@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 import wfe
-from wfe._models import ActionResult, InputSpec, NodeRecord
+from wfe.graph._specs import InputSpec
+from wfe.store._manifest import ActionResult, NodeRecord
 
 # The contract, written out again here so the suite does not trust wfe's own checks.
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 import wfe
-from wfe._models import ActionResult
+from wfe.store._manifest import ActionResult
 
 from . import _workers
 from . import strategies as S

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 import wfe
-from wfe._blobs import blob_path
+from wfe.store._paths import blob_path
 
 from . import _workers
 from . import strategies as S

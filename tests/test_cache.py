@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import wfe
-from wfe._cache import CachedBlobStore, CacheSettings, cache_settings, parse_size
 from wfe.cli import add_store_argument, store_from_args
+from wfe.store._cache import CachedBlobStore, CacheSettings, cache_settings, parse_size
 
 pytest.importorskip("diskcache")
 

@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 
-from wfe._capture import capture_output
+from wfe.engine._capture import capture_output
 
 
 def test_threads_each_capture_only_their_own_output() -> None:
@@ -47,7 +47,7 @@ def test_logging_configuration_is_restored_afterwards() -> None:
 def test_engine_records_and_other_threads_are_not_captured() -> None:
     outside: list[str] = []
     with capture_output() as captured:
-        logging.getLogger("wfe._runner").warning("engine message")
+        logging.getLogger("wfe.engine._runner").warning("engine message")
         thread = threading.Thread(target=lambda: outside.append(str(sys.stdout.write("from elsewhere\n"))))
         thread.start()
         thread.join()

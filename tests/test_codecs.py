@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import wfe
-from wfe._codecs import Codec, codec_for, decode, decode_json, encode, register_codec
+from wfe.graph._codecs import Codec, codec_for, decode, decode_json, encode, register_codec
 
 
 def test_builtin_codecs_by_mime() -> None:

@@ -19,8 +19,8 @@ WORKFLOW = Path(__file__).resolve().parent / "workflows" / "crash" / "workflow.y
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    import wfe._fsio as fsio
-    import wfe._records as records
+    import wfe.storage._local as fsio
+    import wfe.store._records as records
 
     point, target = sys.argv[1], int(sys.argv[2])
     seen = [0]

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import wfe
-from wfe._digest import action_key, canonical_json, digest_of, validate_digest
-from wfe._names import MAX_ENCODED_LENGTH, decode_name, encode_name
+from wfe.store._digest import action_key, canonical_json, digest_of, validate_digest
+from wfe.store._names import MAX_ENCODED_LENGTH, decode_name, encode_name
 
 SUPABASE_KEY_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_/!.*'() &$=@;:+,?-")
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import wfe
-from wfe._executors import InlineExecutor, parse_executor
-from wfe._task import Task
+from wfe.engine._executors import InlineExecutor, parse_executor
+from wfe.engine._task import Task
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "sales" / "workflow.yaml"
@@ -255,7 +255,7 @@ def test_dying_worker_process_fails_its_node_without_hanging(kind: str, error: s
 def test_process_pool_replaces_itself_after_a_worker_dies() -> None:
     from concurrent.futures.process import BrokenProcessPool
 
-    from wfe._executors import RestartingProcessPool
+    from wfe.engine._executors import RestartingProcessPool
 
     pool = RestartingProcessPool(1)
     try:
@@ -367,9 +367,9 @@ def test_log_level_and_log_file(wfe_cli: Callable[..., Any], tmp_path: Path) -> 
     done = wfe_cli("run", str(EXAMPLE), "--store", str(tmp_path / "s"), "--executor", "threads",
                    "--log-level", "info", "--log-file", str(log_file))
     assert done.returncode == 0, done.stderr
-    assert "INFO wfe._runner: node by_region ran" in done.stderr
+    assert "INFO wfe.engine._runner: node by_region ran" in done.stderr
     text = log_file.read_text()
-    assert "wfe._runner: run " in text and "succeeded" in text
+    assert "wfe.engine._runner: run " in text and "succeeded" in text
     quiet = wfe_cli("run", str(EXAMPLE), "--store", str(tmp_path / "s"))
     assert "INFO" not in quiet.stderr
 

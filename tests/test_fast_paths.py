@@ -14,14 +14,17 @@ import pytest
 from pydantic import ValidationError
 
 import wfe
-import wfe._runner as runner_module
-from wfe._blobs import BlobStore, blob_path
-from wfe._digest import canonical_json, digest_of
+import wfe.engine._runner as runner_module
 from wfe._errors import WorkflowError
-from wfe._lease import WRITE_GRACE, Leases, expired_leases, lease_path
-from wfe._models import CANONICAL_SLICE, ActionResult, Artifact, NodeRecord, RunManifest, load_workflow
-from wfe._records import RECORD_SLICE, STREAM_NODES, ConfigStore
-from wfe._verify import verify_store
+from wfe.engine._lease import WRITE_GRACE, Leases, expired_leases, lease_path
+from wfe.graph._load import load_workflow
+from wfe.graph._model import CANONICAL_SLICE, Artifact
+from wfe.ops._verify import verify_store
+from wfe.store._blobs import BlobStore
+from wfe.store._digest import canonical_json, digest_of
+from wfe.store._manifest import ActionResult, NodeRecord, RunManifest
+from wfe.store._paths import blob_path
+from wfe.store._records import RECORD_SLICE, STREAM_NODES, ConfigStore
 
 FUNCTIONS = Path(__file__).resolve().parent / "workflows" / "executors"
 KEY = digest_of(b"an action")
@@ -236,7 +239,7 @@ def test_artifacts_keep_the_model_methods_they_are_used_through() -> None:
 
 
 def test_a_run_record_slow_to_write_is_rewritten_less_often(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wfe._records import RunStore
+    from wfe.store._records import RunStore
 
     puts: list[int] = []
     original = RunStore.put
@@ -303,7 +306,7 @@ GRAPHS_ALIVE = '''
 import gc
 
 import wfe
-from wfe._models import WorkflowGraph
+from wfe.graph._model import WorkflowGraph
 
 
 @wfe.function(outputs="application/json")

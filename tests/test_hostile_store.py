@@ -35,10 +35,11 @@ from hypothesis import strategies as st
 
 import wfe
 from wfe._errors import StoreError
-from wfe._fsio import LocalIO, StorageIO
-from wfe._lease import lease_path, read_lease
-from wfe._records import MAX_RECORD_BYTES
 from wfe.cli import main
+from wfe.engine._lease import lease_path, read_lease
+from wfe.storage._base import StorageIO
+from wfe.storage._local import LocalIO
+from wfe.store._records import MAX_RECORD_BYTES
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "sales"
 EXAMPLE_MODULE = "sales_functions"

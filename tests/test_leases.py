@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 import wfe
-from wfe._digest import digest_of
-from wfe._gc import collect_garbage
-from wfe._lease import OWNERS, POLL, Leases, Waiting, lease_path, read_lease
-from wfe._verify import verify_store
+from wfe.engine._lease import OWNERS, POLL, Leases, Waiting, lease_path, read_lease
+from wfe.ops._gc import collect_garbage
+from wfe.ops._verify import verify_store
+from wfe.store._digest import digest_of
 
 LEASE_WORKFLOW = Path(__file__).resolve().parent / "workflows" / "lease"
 KEY = digest_of(b"some action")

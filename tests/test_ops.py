@@ -18,12 +18,14 @@ import pytest
 from _projects import blob_file, make_project
 
 import wfe
-from wfe._blobs import BlobStore, blob_path
-from wfe._gc import collect_garbage, parse_duration, parse_since
-from wfe._progress import Progress, terminal_progress
-from wfe._rerun import rerun
-from wfe._sync import sync
-from wfe._verify import run_references, verify_store
+from wfe.cli._bars import terminal_progress
+from wfe.ops._gc import collect_garbage, parse_duration, parse_since
+from wfe.ops._progress import Progress
+from wfe.ops._rerun import rerun
+from wfe.ops._sync import sync
+from wfe.ops._verify import run_references, verify_store
+from wfe.store._blobs import BlobStore
+from wfe.store._paths import blob_path
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -306,7 +308,7 @@ def test_gc_keeps_a_live_nodes_scratch_folder_and_removes_a_dead_ones_at_once(tm
     """A node's scratch files are kept however old while its process lives; a killed node's go, folder and all."""
     import sys
 
-    from wfe._lease import hostname
+    from wfe.engine._host import hostname
 
     store = wfe.open_store(str(tmp_path / "store"))
     store.blobs.put(b"make the folders")

@@ -18,9 +18,9 @@ import pytest
 from _projects import make_project
 
 import wfe
-from wfe._graphviz import STATUS_COLOURS, to_dot, to_mermaid
-from wfe._layout import NODE_HEIGHT, NODE_WIDTH, layered_layout
-from wfe._report import build_report
+from wfe.report._graphviz import STATUS_COLOURS, to_dot, to_mermaid
+from wfe.report._html import build_report
+from wfe.report._layout import NODE_HEIGHT, NODE_WIDTH, layered_layout
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sales" / "workflow.yaml"

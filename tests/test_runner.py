@@ -303,7 +303,7 @@ def test_unparseable_and_non_utf8_workflow_files(wfe_cli: Cli, tmp_path: Path) -
 
 
 def test_stored_function_entry_naming_unregistered_code_is_refused(tmp_path: Path) -> None:
-    from wfe._functions import resolve_spec
+    from wfe.graph._functions import resolve_spec
 
     store = wfe.open_store(str(tmp_path / "store"))
     forged = wfe.FunctionSpec(name="innocent", ref="os:system", version="1")

@@ -13,9 +13,9 @@ import pytest
 from _projects import make_project
 
 import wfe
-from wfe._explain import config_diff, explain
-from wfe._rerun import rerun
-from wfe._sync import sync
+from wfe.ops._explain import config_diff, explain
+from wfe.ops._rerun import rerun
+from wfe.ops._sync import sync
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wfe_s3 import S3IO, MiB
 
 import wfe
-from wfe._blobs import blob_path
-from wfe._digest import digest_of
-from wfe._s3 import S3IO, MiB
+from wfe.store._digest import digest_of
+from wfe.store._paths import blob_path
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
@@ -249,8 +249,8 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import io, os, sys, time
     import wfe
-    from wfe._digest import digest_of
-    from wfe._s3 import S3IO
+    from wfe.store._digest import digest_of
+    from wfe_s3 import S3IO
 
     S3IO.part_size = 5 * 1024 * 1024
     data = os.urandom(4 * S3IO.part_size)
@@ -289,7 +289,7 @@ def test_killed_put_leaves_nothing_behind(server: S3Server, tmp_path: Path) -> N
         writer.wait()
         if writer.stdout is not None:
             writer.stdout.close()
-    assert wfe._digest.is_digest(digest)
+    assert wfe.store._digest.is_digest(digest)
     store = wfe.open_store(url, **server.options)
     assert not server.filesystem().exists(_key(store, digest))
     assert not store.blobs.exists(digest)
@@ -305,7 +305,7 @@ _MEASURE = textwrap.dedent(
     """
     import json, os, sys, time
     import wfe
-    from wfe._s3 import S3IO
+    from wfe_s3 import S3IO
 
     size = int(sys.argv[3])
     block = os.urandom(1024 * 1024)

@@ -38,7 +38,7 @@ from wfe_supabase._errors import VALID_KEY, translate
 import wfe
 from conformance_tests import backends
 from conformance_tests._supabase_emulator import SupabaseStorageEmulator
-from wfe._names import decode_name, encode_name
+from wfe.store._names import decode_name, encode_name
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "sales" / "workflow.yaml"

@@ -12,7 +12,7 @@ import pytest
 from test_hostile_input import cli, files_under
 
 import wfe
-from wfe._models import FunctionSpec
+from wfe.graph._specs import FunctionSpec
 
 TRAVERSALS = ["../../outside.txt", "/etc/passwd", "..", "a/../../b", "sha256:../../etc/passwd", "~/.ssh/id_rsa"]
 
@@ -180,7 +180,7 @@ def test_a_path_the_user_allows_may_be_read(tmp_path: Path, secret: Path) -> Non
 def test_a_rerun_reads_an_allowed_file_only_if_its_blob_is_gone_and_it_is_allowed_again(
     tmp_path: Path, secret: Path
 ) -> None:
-    from wfe._rerun import rerun
+    from wfe.ops._rerun import rerun
 
     project = tmp_path / "project"
     store = wfe.open_store(str(tmp_path / "store"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ._codecs import ARTIFACT_LIST, Codec, register_codec
 from ._errors import (
     BlobNotFoundError,
     ExecutorError,
@@ -19,12 +18,16 @@ from ._errors import (
     WfeError,
     WorkflowError,
 )
-from ._fsio import StorageIO
-from ._functions import Input, Output, function
-from ._models import Artifact, Edge, FunctionSpec, Node, RunManifest, WorkflowGraph, load_workflow
-from ._runner import RunResult, run
-from ._store import Store, open_store
-from ._task import scratch_dir
+from .engine._runner import RunResult, run
+from .engine._scratch import scratch_dir
+from .graph._codecs import ARTIFACT_LIST, Codec, register_codec
+from .graph._functions import Input, Output, function
+from .graph._load import load_workflow
+from .graph._model import Artifact, Edge, Node, WorkflowGraph
+from .graph._specs import FunctionSpec
+from .storage._base import StorageIO
+from .store._manifest import RunManifest
+from .store._store import Store, open_store
 
 __version__ = "0.1.0"
 

@@ -14,11 +14,13 @@
     │   └── FunctionNotAllowedError (PermissionError) outside the allow-list
     ├── StoreURLError             (ValueError) a store URL or option is invalid
     ├── StoreError                (OSError) the backend failed
+    │   ├── Damaged               an entry the store never wrote there (a link, FIFO, device, oversized record)
+    │   └── NoHardLink            this filesystem takes no more hard links
     ├── ExecutorError             an executor cannot be built or cannot reach the store
     └── NodeError                 a node's function raised while running
 
 Errors of backend libraries (fsspec, botocore, storage3) are translated into
-these at one boundary, :mod:`wfe._fsio`.
+these at one boundary, :mod:`wfe.storage` (``translate``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,18 @@ class StoreURLError(WfeError, ValueError):
 
 class StoreError(WfeError, OSError):
     """The storage backend failed (network, permissions, missing bucket)."""
+
+
+class NoHardLink(StoreError):
+    """This filesystem (or this file) takes no more hard links: use another way."""
+
+
+class Damaged(StoreError):
+    """An entry the store would never have written there: a link, FIFO or device, or one too large to be a record.
+
+    Raised instead of reading it (or following it): verify reports it, the
+    action cache takes it for a miss, and everything else stops with one line.
+    """
 
 
 class ExecutorError(WfeError):

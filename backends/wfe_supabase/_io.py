@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from wfe._errors import StoreURLError
-from wfe._fsio import Staging, StorageIO, _SpooledStaging, translate
+from wfe import StoreURLError
+from wfe.storage import SpooledStaging, Staging, StorageIO, translate
 
 from ._errors import VALID_KEY
 
@@ -46,7 +46,7 @@ class SupabaseIO(StorageIO):
         return _CreateOnlyStaging(self)
 
 
-class _CreateOnlyStaging(_SpooledStaging):
+class _CreateOnlyStaging(SpooledStaging):
     """Spool in memory (or a local file past the spool limit), then upload in one request."""
 
     def __init__(self, storage: SupabaseIO) -> None:

@@ -62,7 +62,7 @@ def parse_options(items: list[str]) -> dict[str, str]:
 
 
 def store_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .._store import open_store
+    from ..store._store import open_store
 
     options = parse_options(args.store_option)
     if getattr(args, "cache", None):

@@ -32,7 +32,7 @@ WHOLE_READ_LIMIT = 64 * 1024 * 1024  # blobs up to this size are verified whole 
 
 
 def cat_main(args: argparse.Namespace) -> int:
-    from .._digest import validate_digest
+    from ..store._digest import validate_digest
 
     digest = validate_digest(args.digest)
     store = store_from_args(args)
@@ -58,7 +58,7 @@ def put_main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .._errors import WfeError
-    from .._models import validate_mime
+    from ..graph._mime import validate_mime
 
     mime = args.mime
     if mime is not None:

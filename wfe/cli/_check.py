@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def check_main(args: argparse.Namespace) -> int:
-    from .._store import open_store
+    from ..store._store import open_store
 
     options = parse_options(args.store_option)
     open_store(args.url, **options)  # a bad URL or option is a usage error (exit 2), not a failed check

@@ -30,9 +30,9 @@ def register(subparsers: Any) -> None:
 
 def graph_main(args: argparse.Namespace) -> int:
     from .._errors import WfeError
-    from .._graphviz import render
-    from .._history import load_run, run_workflow
-    from .._models import load_workflow
+    from ..graph._load import load_workflow
+    from ..ops._history import load_run, run_workflow
+    from ..report._graphviz import render
 
     statuses = None
     graph = load_workflow(args.workflow) if args.workflow else None
@@ -49,8 +49,8 @@ def graph_main(args: argparse.Namespace) -> int:
 
 
 def report_main(args: argparse.Namespace) -> int:
-    from .._history import load_run
-    from .._report import build_report
+    from ..ops._history import load_run
+    from ..report._html import build_report
 
     store = store_from_args(args)
     manifest = load_run(store, args.run)

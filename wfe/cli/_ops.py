@@ -51,13 +51,13 @@ def _quiet(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress(args: argparse.Namespace) -> Any:
-    from .._progress import terminal_progress
+    from ._bars import terminal_progress
 
     return terminal_progress(enabled=not args.quiet and not args.json)
 
 
 def verify_main(args: argparse.Namespace) -> int:
-    from .._verify import verify_store
+    from ..ops._verify import verify_store
 
     store = store_from_args(args)
     with _progress(args) as progress:
@@ -76,7 +76,7 @@ def verify_main(args: argparse.Namespace) -> int:
 
 
 def gc_main(args: argparse.Namespace) -> int:
-    from .._gc import collect_garbage, parse_duration, parse_since
+    from ..ops._gc import collect_garbage, parse_duration, parse_since
 
     store = store_from_args(args)
     keep_since = parse_since(args.keep_since) if args.keep_since is not None else None
@@ -101,8 +101,8 @@ def gc_main(args: argparse.Namespace) -> int:
 
 def sync_main(args: argparse.Namespace) -> int:
     from .._errors import WfeError
-    from .._store import open_store
-    from .._sync import sync
+    from ..ops._sync import sync
+    from ..store._store import open_store
 
     source = open_store(args.source, **parse_options(args.source_option))
     destination = open_store(args.destination, **parse_options(args.destination_option))

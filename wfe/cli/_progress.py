@@ -6,8 +6,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .._models import NodeRecord
-from .._report import human_size
+from .._humanize import human_size
+from ..store._manifest import NodeRecord
+from ._bars import rich_bars
 
 SETTLED = ("ran", "cached", "failed", "skipped")
 REDRAW_INTERVAL = 0.1  # seconds
@@ -76,20 +77,11 @@ class LiveProgress:
     def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.counts = Counts(total)
         self.stream = stream or sys.stdout
-        self._progress: Any = None
         self._task: Any = None
         self._drawn = 0.0
-        try:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        except ImportError:
-            return  # plain lines with a counts line rewritten in place
-        self._progress = Progress(
-            TextColumn("[bold]wfe[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), console=Console(file=self.stream), transient=True,
-        )
-        self._task = self._progress.add_task(self.counts.describe(), total=total)
-        self._progress.start()
+        self._progress: Any = rich_bars(self.stream, prefix="[bold]wfe[/]")
+        if self._progress is not None:  # otherwise plain lines with a counts line rewritten in place
+            self._task = self._progress.add_task(self.counts.describe(), total=total)
 
     def __call__(self, node_id: str, record: NodeRecord) -> None:
         self.counts.update(node_id, record)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._report import human_size
+from .._humanize import human_size
 from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, add_common_flags, add_store_argument, store_from_args
 from ._logging_setup import add_logging_flags, configure_logging
 from ._progress import make_display
@@ -51,10 +51,10 @@ def add_execution_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .._executors import check_jobs, parse_executor
-    from .._functions import allow_modules
-    from .._models import load_workflow
-    from .._runner import run
+    from ..engine._executors import check_jobs, parse_executor
+    from ..engine._runner import run
+    from ..graph._functions import allow_modules
+    from ..graph._load import load_workflow
 
     configure_logging(args.log_level, args.log_file)
     parse_executor(args.executor)  # a bad name is a usage error before the store is touched

@@ -74,7 +74,7 @@ def _duration(value: float | None) -> str:
 
 
 def runs_main(args: argparse.Namespace) -> int:
-    from .._history import RunSummary, iter_runs
+    from ..ops._history import RunSummary, iter_runs
 
     store = store_from_args(args)
     shown = 0
@@ -98,7 +98,7 @@ def runs_main(args: argparse.Namespace) -> int:
 
 
 def show_main(args: argparse.Namespace) -> int:
-    from .._history import load_run, shown_status
+    from ..ops._history import load_run, shown_status
 
     store = store_from_args(args)
     manifest = load_run(store, args.run)
@@ -147,9 +147,9 @@ def _print_log(store: Any, digest: str) -> None:
 
 
 def rerun_main(args: argparse.Namespace) -> int:
-    from .._executors import check_jobs, parse_executor
-    from .._functions import allow_modules
-    from .._rerun import rerun, verify_summary
+    from ..engine._executors import check_jobs, parse_executor
+    from ..graph._functions import allow_modules
+    from ..ops._rerun import rerun, verify_summary
 
     parse_executor(args.executor)
     check_jobs(args.jobs)
@@ -174,7 +174,7 @@ def rerun_main(args: argparse.Namespace) -> int:
 
 
 def explain_main(args: argparse.Namespace) -> int:
-    from .._explain import explain
+    from ..ops._explain import explain
 
     store = store_from_args(args)
     found = explain(store, args.run, args.node)

@@ -1,0 +1,1 @@
+"""Running a workflow: the plan, the runner, node kinds, tasks, executors, output capture, leases."""

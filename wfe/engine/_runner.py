@@ -1,0 +1,582 @@
+"""The coordinator: schedule by ready set, use the action cache, write the manifest (planning is in _plan)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .._errors import WfeError, WorkflowError
+from ..graph._functions import load_workflow_modules
+from ..graph._load import load_workflow
+from ..graph._model import Artifact, WorkflowGraph
+from ..store._digest import action_key, digest_of
+from ..store._manifest import ActionResult, NodeRecord, NodeStatus, RunManifest
+from ..store._records import RECORD_SLICE, new_run_id
+from ..store._store import Store, open_store
+from . import _units as units
+from ._capture import hooks_installed
+from ._executors import ExecutorHandle, InlineExecutor, build_executor, wrap_executor
+from ._host import hostname
+from ._lease import POLL as LEASE_POLL
+from ._lease import Leases, Waiting
+from ._plan import PlannedNode, check_regular, plan
+from ._task import Task, TaskResult, element_bytes, run_task
+from ._units import Pending
+
+EventHandler = Callable[[str, NodeRecord], None]
+MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
+POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
+FRESH_BYTES = 8 * 1024 * 1024  # small blobs just stored, kept to hand to nodes run in this process
+FRESH_COUNT = 1024  # and at most this many of them
+
+log = logging.getLogger(__name__)
+__all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan", "run"]
+
+
+
+
+@dataclass
+class RunResult:
+    manifest: RunManifest
+    store: Store
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    @property
+    def status(self) -> str:
+        return self.manifest.status
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest.status == "succeeded"
+
+    def outputs(self, node_id: str) -> list[Artifact]:
+        return self.manifest.nodes[node_id].outputs
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.manifest.run_id, "status": self.manifest.status, "nodes": dict(self.nodes_json())}
+
+    def nodes_json(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(node id, its JSON summary)`` per node, one at a time (a large run need not be held twice)."""
+        for node_id, record in self.manifest.nodes.items():
+            yield node_id, {
+                "status": record.status,
+                "outputs": [o.model_dump(mode="json", exclude_none=True) for o in record.outputs],
+                **({"error": record.error} if record.error else {}),
+                **({"log": record.log} if record.log else {}),
+            }
+
+    def write_json(self, out: TextIO) -> None:
+        """Write :meth:`to_json` as compact JSON, a slice of nodes at a time."""
+        compact = (",", ":")
+        head = json.dumps({"run_id": self.manifest.run_id, "status": self.manifest.status}, separators=compact)
+        out.write(head[:-1] + ',"nodes":{')
+        nodes = self.nodes_json()
+        separator = ""
+        while piece := dict(itertools.islice(nodes, RECORD_SLICE)):
+            out.write(separator + json.dumps(piece, separators=compact)[1:-1])
+            separator = ","
+        out.write("}}\n")
+
+
+def run(
+    workflow: WorkflowGraph | str | os.PathLike[str],
+    store: Store | str | None = None,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    executor: Executor | str | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    on_event: EventHandler | None = None,
+    pinned_files: dict[str, Artifact] | None = None,
+    allow_paths: Iterable[str | os.PathLike[str]] = (),
+) -> RunResult:
+    """Run a workflow (a graph or a file path) on a store; return the manifest of the run.
+
+    ``executor`` is ``"inline"`` (the default), ``"threads"``, ``"processes"``,
+    ``"dask"`` (a local cluster) or ``"dask://HOST:PORT"``, with up to ``jobs``
+    workers; or a ``concurrent.futures.Executor`` the caller owns. A failing
+    node fails its descendants only; the run's status is then ``failed``.
+    Ctrl-C stops scheduling, lets running nodes finish, records the run as
+    ``interrupted`` and raises KeyboardInterrupt; a rerun resumes from the cache.
+    ``on_event(node_id, record)`` is called when a node starts running and when it settles.
+
+    ``pinned_files`` maps file nodes to the artifact a rerun must reuse: the
+    stored blob if present, else the file only if it still has that digest.
+
+    A file node reads a regular file inside the workflow's folder (``base_dir``),
+    or inside one of ``allow_paths`` (files or folders); any other is a WorkflowError
+    before anything runs.
+    """
+    if isinstance(workflow, WorkflowGraph):
+        graph = workflow
+        folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        graph = load_workflow(Path(workflow))
+        folder = Path(base_dir) if base_dir is not None else Path(workflow).resolve().parent
+    store = store if isinstance(store, Store) else open_store(store)
+    load_workflow_modules(str(folder), graph.modules)
+    pinned_files = dict(pinned_files or {})
+    unread = [node_id for node_id, artifact in pinned_files.items() if store.blobs.exists(artifact.digest)]
+    allowed = [Path(path).resolve() for path in allow_paths]
+    planned = plan(graph, folder, store, allow_paths=allowed, unread=unread)
+    if executor is None or isinstance(executor, str):
+        handle = build_executor(executor or "inline", jobs, shared=store.shared, url=store.url)
+    else:
+        handle = wrap_executor(executor, shared=store.shared, url=store.url)
+    try:
+        runner = _Run(graph, store, planned, folder, handle, force, on_event)
+        runner.pinned_files = pinned_files
+        # The run needs only its plan from here: a graph no one else holds (one loaded from a file, or handed
+        # over as the command line does) is freed now, and the run's own objects reuse its memory.
+        del workflow, graph, planned
+        result = runner.execute()
+    except BaseException:
+        handle.close(cancel=True)
+        raise
+    handle.close()
+    return result
+
+
+class FreshBlobs:
+    """Small blobs nodes in this process just stored, by digest; the least recently used go first past the limits.
+
+    The bytes are the very ones hashed into their digest, so handing them to a
+    node downstream is the same as reading the blob back, minus the read.
+    """
+
+    def __init__(self, budget: int | None = None, count: int | None = None) -> None:
+        self.blobs: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+        self.budget = FRESH_BYTES if budget is None else budget
+        self.count = FRESH_COUNT if count is None else count
+
+    def take(self, digest: str) -> bytes:
+        """The bytes of a blob held here; it becomes the newest, so an input many nodes share stays."""
+        self.blobs.move_to_end(digest)
+        return self.blobs[digest]
+
+    def add(self, blobs: dict[str, bytes]) -> None:
+        for digest, data in blobs.items():
+            if digest not in self.blobs:
+                self.blobs[digest] = data
+                self.size += len(data)
+        while self.size > self.budget or len(self.blobs) > self.count:
+            self.size -= len(self.blobs.popitem(last=False)[1])
+
+
+class _Run:
+    manifest: RunManifest
+    def __init__(
+        self,
+        graph: WorkflowGraph,
+        store: Store,
+        planned: list[PlannedNode],
+        folder: Path,
+        executor: ExecutorHandle,
+        force: bool,
+        on_event: EventHandler | None,
+        given: dict[str, Artifact] | None = None,
+        outer: _Run | None = None,
+    ) -> None:
+        self.name = graph.name
+        self.folder = folder
+        self.given = dict(given or {})  # the artifacts of a sub-workflow's inputs
+        self.outer = outer
+        # Bytes that are not blobs: ephemeral outputs of this run (shared with sub-runs) and their producers.
+        self.memory: dict[str, bytes] = outer.memory if outer is not None else {}
+        # Small blobs nodes in this process just stored: handed to the nodes downstream directly.
+        self.fresh: FreshBlobs = outer.fresh if outer is not None else FreshBlobs()
+        self.producers: dict[str, str] = {}
+        self.map_pending: dict[str, int] = {}
+        self.store = store
+        canonical = graph.canonical()
+        self.canonical: bytes | None = canonical  # stored once by execute(), then dropped
+        self.planned = {p.node_id: p for p in planned}
+        self.order = [p.node_id for p in planned]
+        self.executor = executor.executor
+        self.handle = executor
+        self.inline = executor.in_process
+        self.stop_requested = False
+        self.force = force
+        self.on_event = on_event
+        self.modules = tuple((str(folder.resolve()), m) for m in graph.modules)
+        self.options = tuple(sorted(store.options.items()))
+        children: dict[str, list[str]] = {}
+        for p in planned:
+            for parent in p.upstream:
+                children.setdefault(parent, []).append(p.node_id)
+        # Kept as tuples, and only for nodes that have children: a run holds this for its whole length.
+        self.children: dict[str, tuple[str, ...]] = {node_id: tuple(c) for node_id, c in children.items()}
+        del children
+        self.manifest = RunManifest(
+            run_id=new_run_id(),
+            workflow=graph.name,
+            workflow_digest=digest_of(canonical),
+            base_dir=str(folder.resolve()),
+            started=time.time(),
+            parent=outer.manifest.run_id if outer is not None else None,
+            owner=f"{hostname()}:{os.getpid()}",
+        )
+        self.last_checkpoint = 0.0
+        self.checkpoint_every = MANIFEST_INTERVAL
+        self.stale_keys: set[str] = set()
+        self.pinned_files: dict[str, Artifact] = {}
+        self.leases = Leases(store.io, self.manifest.run_id)  # one computation per action across runs
+        self.lease_waits: dict[str, float] = {}  # node -> when to look again at another run's lease
+
+    def execute(self) -> RunResult:
+        if self.canonical is not None:  # so the run can be replayed from the store alone
+            self.store.blobs.put(self.canonical)
+            self.canonical = None
+        for p in self.planned.values():
+            if p.kind not in ("input", "file"):
+                self.store.configs.put_json(p.config_json, p.config_digest)
+        for entry in {id(p.function): p.function for p in self.planned.values() if p.function}.values():
+            self.store.functions.put(entry.spec)
+        for node_id in self.order:
+            p = self.planned[node_id]
+            self.manifest.nodes[node_id] = NodeRecord.pending(
+                p.function.name if p.function else (p.inner.graph.name if p.inner else None),
+                p.version or None,
+                p.config_digest or None,
+            )
+        self.store.runs.put(self.manifest)
+        log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.name,
+                 len(self.order), self.handle.description, self.store.url)
+        try:
+            with self._sigint_stops_scheduling(), hooks_installed() if self.inline else nullcontext():
+                self._loop()
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+        finally:
+            self.leases.close()  # whatever ended the loop: no lease of this run outlives it
+        if self.stop_requested:
+            self._interrupted()
+            raise KeyboardInterrupt(f"run {self.manifest.run_id} interrupted")
+        failed = any(r.status == "failed" for r in self.manifest.nodes.values())
+        self.manifest.status = "failed" if failed else "succeeded"
+        self._finish()
+        log.info("run %s %s: %s", self.manifest.run_id, self.manifest.status, self.manifest.counts())
+        return RunResult(self.manifest, self.store)
+
+    def _interrupted(self) -> None:
+        self.leases.release_all()  # what this run was computing, another may now take over
+        self.manifest.status = "interrupted"
+        self._finish()
+        log.warning("run %s interrupted: %s", self.manifest.run_id, self.manifest.counts())
+
+    @contextmanager
+    def _sigint_stops_scheduling(self) -> Iterator[None]:
+        """The first Ctrl-C stops scheduling and lets running nodes finish; the second aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only
+            return
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            log.warning("interrupt: no new nodes will start; waiting for running ones (Ctrl-C again to abort)")
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _finish(self) -> None:
+        self.manifest.finished = time.time()
+        self.store.runs.put(self.manifest)
+
+    def _loop(self) -> None:
+        waiting = {node_id: len(self.planned[node_id].upstream) for node_id in self.order}
+        ready = deque(node_id for node_id in self.order if waiting[node_id] == 0)
+        in_flight: dict[Future[TaskResult], Pending] = {}
+        capacity = self.handle.capacity
+        try:
+            while ready or in_flight or self.lease_waits:
+                ready.extend(self._leases_due())
+                while ready and not self.stop_requested and (capacity is None or len(in_flight) < capacity):
+                    node_id = ready.popleft()
+                    submitted = self._start(node_id)
+                    if submitted is None:
+                        continue  # another run is computing it: looked at again shortly
+                    if not submitted:
+                        if self.manifest.nodes[node_id].status == "failed":
+                            self._skip_descendants(node_id)
+                        else:
+                            self._release(node_id, waiting, ready)
+                    else:
+                        in_flight.update(submitted)
+                if not in_flight:
+                    if self.lease_waits and not self.stop_requested:
+                        time.sleep(LEASE_POLL)
+                        continue
+                    break
+                if self.stop_requested:
+                    for future in in_flight:
+                        future.cancel()  # queued ones never start; running ones finish and are kept
+                done = [future for future in in_flight if future.done()]  # an inline task is done at once
+                if not done:
+                    done = list(wait(list(in_flight), timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)[0])
+                for future in done:
+                    pending = in_flight.pop(future)
+                    node_id = pending.node_id
+                    if future.cancelled():
+                        self.manifest.nodes[node_id].status = "pending"
+                        continue
+                    if pending.element is None:
+                        self._complete(node_id, pending.key, pending.inputs, future)
+                        self.leases.release(pending.key)  # after the action entry is written
+                    elif not units.complete_element(self, pending, future):
+                        continue  # more elements of this mapped node are still running
+                    if self.manifest.nodes[node_id].status in ("ran", "cached"):
+                        self._release(node_id, waiting, ready)
+                    else:
+                        self._skip_descendants(node_id)
+                self._checkpoint()
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            for pending in in_flight.values():
+                self.manifest.nodes[pending.node_id].status = "pending"
+            raise
+
+    def _release(self, node_id: str, waiting: dict[str, int], ready: deque[str]) -> None:
+        for child in self.children.get(node_id, ()):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+
+    def _leases_due(self) -> list[str]:
+        now = time.monotonic()
+        due = [node_id for node_id, at in self.lease_waits.items() if at <= now]
+        for node_id in due:
+            del self.lease_waits[node_id]
+        return due
+
+    def _start(self, node_id: str) -> dict[Future[TaskResult], Pending] | None:
+        """Settle a node at once (an empty result), submit its tasks, or (None) wait on another run's lease."""
+        p = self.planned[node_id]
+        record = self.manifest.nodes[node_id]
+        record.started = time.time()
+        if p.kind == "input":
+            self.settle(node_id, [self.given[node_id]], "cached")
+            return {}
+        if p.kind == "file":
+            self.settle(node_id, *self._ingest(node_id, p))
+            return {}
+        inputs = [self.manifest.nodes[src].outputs[index] for src, index in p.sources]
+        record.inputs = inputs
+        if p.kind == "map":
+            return units.start_map(self, node_id, inputs)
+        if p.kind in ("workflow", "loop"):
+            units.run_unit(self, node_id, inputs)
+            return {}
+        assert p.function is not None
+        spec = p.function.spec
+        key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
+        record.action_key = key
+        hit = self.lookup(key)
+        if hit is None and not self.force:  # another run may be computing it: wait (bounded) or take the lease
+            claimed = self.leases.claim(key, lambda: self.lookup(key))
+            if isinstance(claimed, Waiting):
+                self.lease_waits[node_id] = time.monotonic() + LEASE_POLL
+                return None
+            hit = claimed
+        if hit is not None:
+            self.settle(node_id, hit.outputs, "cached")
+            return {}
+        record.status = "running"
+        self.emit(node_id, record)
+        log.debug("node %s submitted (%s)", node_id, key)
+        future = self.submit(node_id, inputs)
+        if future is None:
+            self.leases.release(key)  # failed before it started: let another run try
+            return {}
+        return {future: Pending(node_id, key, inputs)}
+
+    def _ingest(self, node_id: str, p: PlannedNode) -> tuple[list[Artifact], NodeStatus]:
+        pinned = self.pinned_files.get(node_id)
+        if pinned is not None and self.store.blobs.exists(pinned.digest):
+            return [pinned], "cached"
+        if p.file is None:  # planned not to be read, as its pinned blob was there then
+            recorded = pinned.digest if pinned is not None else "a blob"
+            raise WorkflowError(f"file node {node_id!r}: the run used {recorded}, which has gone from the store")
+        # Planning checked it is a regular file; opened without blocking (a FIFO put there since would
+        # wait for a writer) and without following a link put there since, then checked again.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            descriptor = os.open(p.file, flags)
+            with os.fdopen(descriptor, "rb") as handle:
+                check_regular(node_id, str(p.file), os.fstat(descriptor).st_mode)
+                digest, size, created = self.store.blobs.put_new(handle)
+        except OSError as exc:
+            raise WorkflowError(f"file node {node_id!r}: cannot read {p.file}: {exc.strerror or exc}") from None
+        if pinned is not None and digest != pinned.digest:
+            raise WorkflowError(
+                f"file node {node_id!r}: the run used {pinned.digest}, which is not in the store, "
+                f"and {p.file} now holds {digest}"
+            )
+        return [Artifact(digest=digest, mime=p.mime or "application/octet-stream", size=size)], (
+            "ran" if created else "cached"
+        )
+
+    def settle(self, node_id: str, outputs: list[Artifact], status: NodeStatus) -> None:
+        record = self.manifest.nodes[node_id]
+        record.outputs = outputs
+        record.status = status
+        record.duration = time.time() - (record.started or time.time())
+        for artifact in outputs:
+            if artifact.kind == "ephemeral":
+                self.producers.setdefault(artifact.digest, node_id)
+        self.emit(node_id, record)
+
+    def lookup(self, key: str) -> ActionResult | None:
+        """The cached result of an action whose stored outputs all still exist (else None, marked stale)."""
+        if self.force:
+            return None
+        hit = self.store.actions.lookup(key)
+        if hit is None:
+            return None
+        if all(self.store.blobs.exists(a.digest) for a in hit.outputs if a.stored):
+            return hit
+        self.stale_keys.add(key)  # an output blob is gone: recompute and repair
+        return None
+
+    def task(self, node_id: str, inputs: list[Artifact]) -> Task:
+        p = self.planned[node_id]
+        assert p.function is not None
+        spec = p.function.spec
+        fresh = self.fresh.blobs if self.inline else {}  # a worker process reads blobs itself
+        payloads = tuple((a.digest, self.payload(a)) for a in inputs if not a.stored or a.digest in fresh)
+        # In process, hand over the config too (the same canonical JSON its digest was taken of).
+        config = p.config_json if self.inline else None
+        return Task(
+            node_id=node_id,
+            function=spec.name,
+            version=spec.version,
+            config_digest=p.config_digest,
+            inputs=tuple((a.digest, a.mime) for a in inputs),
+            store_url=self.store.url,
+            store_options=self.options,
+            modules=self.modules,
+            ref=p.function.ref,
+            payloads=payloads if config is None else (*payloads, (p.config_digest, config)),
+        )
+
+    def payload(self, artifact: Artifact) -> bytes:
+        """The bytes of an input that is not a blob; an ephemeral one lost to a restart is recomputed."""
+        if artifact.kind == "inline":
+            return element_bytes(artifact)
+        if artifact.stored:
+            return self.fresh.take(artifact.digest)
+        if artifact.digest not in self.memory:
+            units.recompute(self, artifact.digest)
+        return self.memory[artifact.digest]
+
+    def submit(self, node_id: str, inputs: list[Artifact]) -> Future[TaskResult] | None:
+        """Send a task to the executor; None (and the node failed) if it cannot be sent."""
+        record = self.manifest.nodes[node_id]
+        try:
+            task = self.task(node_id, inputs)
+            if self.inline:
+                return self.executor.submit(run_task, task, self.store)
+            return self.executor.submit(run_task, task)
+        except (RuntimeError, WfeError) as exc:  # a broken executor, or an input that cannot be had
+            record.status = "failed"
+            record.error = f"cannot submit: {type(exc).__name__}: {exc}"
+            record.duration = time.time() - (record.started or time.time())
+            log.error("node %s: %s", node_id, record.error)
+            self.emit(node_id, record)
+            return None
+
+    def result(self, node_id: str, future: Future[TaskResult]) -> TaskResult:
+        try:
+            result = future.result()
+        except BaseException as exc:  # the executor itself failed (a worker died, say)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            started = self.manifest.nodes[node_id].started or time.time()
+            result = TaskResult(node_id, None, started, 0.0, f"{type(exc).__name__}: {exc}")
+        self.memory.update(result.payloads or {})
+        self.fresh.add(result.fresh or {})
+        return result
+
+    def record_action(self, node_id: str, key: str, inputs: list[Artifact], result: TaskResult) -> None:
+        p = self.planned[node_id]
+        assert result.outputs is not None
+        self.store.actions.put(
+            key,
+            ActionResult(
+                outputs=result.outputs,
+                function=p.function.name if p.function else f"workflow:{p.inner.graph.name if p.inner else ''}",
+                version=p.version,
+                config=p.config_digest,
+                inputs=[a.digest for a in inputs],
+                created=time.time(),
+                duration=result.duration,
+            ),
+            overwrite=self.force or key in self.stale_keys,
+        )
+
+    def _complete(self, node_id: str, key: str, inputs: list[Artifact], future: Future[TaskResult]) -> None:
+        record = self.manifest.nodes[node_id]
+        result = self.result(node_id, future)
+        record.duration = result.duration
+        record.log = result.log
+        if result.outputs is None:
+            record.status = "failed"
+            record.error = result.error
+            record.traceback = result.traceback
+            log.info("node %s failed: %s", node_id, result.error)  # the run result and CLI show it in full
+            self.emit(node_id, record)
+            return
+        log.info("node %s ran in %.3f s", node_id, result.duration)
+        self.record_action(node_id, key, inputs, result)
+        self.settle(node_id, result.outputs, "ran")
+        record.duration = result.duration
+
+    def _skip_descendants(self, node_id: str) -> None:
+        stack = list(self.children.get(node_id, ()))
+        while stack:
+            child = stack.pop()
+            record = self.manifest.nodes[child]
+            if record.status == "pending":
+                record.status = "skipped"
+                record.error = f"upstream node {node_id!r} failed"
+                self.emit(child, record)
+                stack.extend(self.children.get(child, ()))
+
+    def inner(self, graph: WorkflowGraph, planned: list[PlannedNode], folder: Path, given: dict[str, Artifact]) -> _Run:
+        """A run of a sub-workflow (or a loop's iteration) inside this one, sharing its executor and memory."""
+        return _Run(graph, self.store, planned, folder, self.handle, self.force, None, given, self)
+
+    def emit(self, node_id: str, record: NodeRecord) -> None:
+        if self.on_event is not None:
+            self.on_event(node_id, record)
+
+    def _checkpoint(self) -> None:
+        now = time.monotonic()
+        if now - self.last_checkpoint >= self.checkpoint_every:
+            self.store.runs.put(self.manifest)
+            self.last_checkpoint = time.monotonic()
+            # Rewriting a large run's record takes a while: keep it to a twentieth of the run's time.
+            self.checkpoint_every = max(MANIFEST_INTERVAL, 20 * (self.last_checkpoint - now))
+

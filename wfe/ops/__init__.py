@@ -1,0 +1,1 @@
+"""Operations on a store: garbage collection, verification, sync, run history, explain, rerun."""

@@ -1,0 +1,1 @@
+"""Showing a run: the graph drawn (DOT, Mermaid, SVG layout) and the HTML report."""

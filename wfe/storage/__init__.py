@@ -1,0 +1,39 @@
+"""The backend interface: what a storage backend for wfe implements, and how wfe finds it.
+
+A backend is a subclass of :class:`StorageIO` over an fsspec filesystem. It
+sets the capability flags that describe it (documented on the class, read by
+the stores and by the conformance suite), overrides what its filesystem does
+better than the generic calls, and stages writes with :class:`Staging`
+(:class:`SpooledStaging` is the default: memory, then a local temporary file,
+then one upload). Backend-library errors become wfe's inside :class:`translate`,
+the one boundary where that happens.
+
+A third-party backend registers its class under the ``wfe.storage`` entry
+point group; the built-ins are known in code (see :data:`KNOWN_IMPLEMENTATIONS`).
+"""
+
+from __future__ import annotations
+
+from .._errors import Damaged, NoHardLink
+from ._base import CHUNK_SIZE, SPOOL_LIMIT, SpooledStaging, Staging, StorageIO
+from ._registry import ENTRY_POINT_GROUP, KNOWN_IMPLEMENTATIONS, Known, filesystem, storage_class, storage_classes
+from ._translate import damaged, too_large, translate
+
+__all__ = [
+    "CHUNK_SIZE",
+    "ENTRY_POINT_GROUP",
+    "KNOWN_IMPLEMENTATIONS",
+    "SPOOL_LIMIT",
+    "Damaged",
+    "Known",
+    "NoHardLink",
+    "SpooledStaging",
+    "Staging",
+    "StorageIO",
+    "damaged",
+    "filesystem",
+    "storage_class",
+    "storage_classes",
+    "too_large",
+    "translate",
+]

@@ -1,0 +1,1 @@
+"""The content-addressed store: blobs, records, where they live under the root, digests, names, the local cache."""

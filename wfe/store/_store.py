@@ -1,0 +1,115 @@
+"""``open_store(url)``: one URL picks the backend; a Store bundles the five parts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .._errors import StoreURLError
+from ..storage._base import StorageIO
+from ..storage._registry import filesystem, storage_class
+from ._blobs import BlobStore
+from ._cache import cache_settings, with_cache
+from ._records import ActionCache, ConfigStore, FunctionStore, RunStore
+
+DEFAULT_STORE = "./.wfe"
+SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential")
+
+
+def default_store_url() -> str:
+    return os.environ.get("WFE_STORE") or DEFAULT_STORE
+
+
+def is_secret_option(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_OPTION_WORDS)
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if is_secret_option(k) else v) for k, v in options.items()}
+
+
+def split_url(url: str) -> tuple[str, str, dict[str, str]]:
+    """``(protocol, path, options)`` of a store URL; a plain path is ``file``."""
+    if not isinstance(url, str) or not url or "\x00" in url:
+        raise StoreURLError(f"invalid store URL {url!r}")
+    if "://" not in url:
+        return "file", os.path.abspath(os.path.expanduser(url)), {}
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StoreURLError(f"invalid store URL {url!r}: {exc}") from None
+    protocol = parts.scheme.lower()
+    if not protocol or not protocol.replace("+", "").replace("-", "").isalnum():
+        raise StoreURLError(f"invalid store URL {url!r}")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if protocol in ("file", "local"):
+        if parts.netloc not in ("", "localhost"):
+            raise StoreURLError(f"file URLs take no host: {url!r}")
+        return "file", os.path.abspath(parts.path or "/"), options
+    path = (parts.netloc + parts.path).strip("/")
+    if ".." in path.split("/"):
+        raise StoreURLError(f"store path may not contain '..': {url!r}")
+    return protocol, path, options
+
+
+class Store:
+    """The five parts of one store on one filesystem.
+
+    ``url`` and ``options`` are enough to open the same store again in
+    another process (secrets in options are never shown in the repr).
+    """
+
+    def __init__(self, storage: StorageIO, url: str, options: Mapping[str, Any] | None = None) -> None:
+        self.io = storage
+        self.url = url
+        self.options = dict(options or {})
+        self.blobs = BlobStore(storage)
+        self.functions = FunctionStore(storage)
+        self.configs = ConfigStore(storage)
+        self.actions = ActionCache(storage)
+        self.runs = RunStore(storage)
+
+    @property
+    def shared(self) -> bool:
+        """True if other processes can open the same store by its URL."""
+        return self.io.shared
+
+    def __repr__(self) -> str:
+        shown = redact_options(self.options)
+        return f"Store({self.url!r}{', ' + repr(shown) if shown else ''})"
+
+
+def open_store(url: str | None = None, /, **options: Any) -> Store:
+    """Open the store at ``url`` (default: ``$WFE_STORE`` or ``./.wfe``).
+
+    ``options`` (and ``?key=value`` pairs in the URL) go to the backend (``url`` is
+    positional-only, so a backend may take an option named ``url``),
+    except ``cache``/``cache_size``, which put a local blob cache in front
+    (see :mod:`wfe.store._cache`; ``$WFE_CACHE`` does the same).
+    """
+    url = default_store_url() if url is None else url
+    protocol, path, url_options = split_url(url)
+    merged: dict[str, Any] = {**url_options, **options}
+    cache, backend_options = cache_settings(merged)
+    storage_cls = storage_class(protocol)
+    fs_options = (
+        storage_cls.filesystem_options(backend_options)
+        if hasattr(storage_cls, "filesystem_options")
+        else backend_options
+    )
+    if protocol == "file":
+        if fs_options:
+            raise StoreURLError(f"local stores take no options, got {sorted(fs_options)}")
+        return Store(storage_cls(None, path), path, {})
+    if protocol == "memory" and not path:
+        raise StoreURLError("memory:// needs a name, e.g. memory://scratch")
+    fs = filesystem(protocol, fs_options)
+    root = fs._strip_protocol(f"{protocol}://{path}") if path else ""
+    storage = storage_cls(fs, str(root))
+    canonical = f"{protocol}://{path}"
+    store = Store(storage, canonical, merged)
+    store.blobs = with_cache(store.blobs, storage, cache)  # the cache options stay in store.options for tasks
+    return store
