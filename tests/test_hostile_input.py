@@ -171,9 +171,9 @@ def test_absurd_documents(tmp_path: Path, raw: bytes) -> None:
 
 
 def test_large_workflow_file_is_refused_without_reading_it_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wfe import _models
+    from wfe.graph import _load
 
-    monkeypatch.setattr(_models, "MAX_WORKFLOW_BYTES", 1000)
+    monkeypatch.setattr(_load, "MAX_WORKFLOW_BYTES", 1000)
     check_run(tmp_path, b"name: big\n" + b"# padding\n" * 500, ".yaml")
 
 
@@ -240,21 +240,21 @@ def test_billion_laughs_is_refused_at_once(tmp_path: Path) -> None:
 
 
 def test_aliases_are_counted_at_their_expanded_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wfe import _models
+    from wfe.graph import _load
 
-    monkeypatch.setattr(_models, "MAX_EXPANDED_NODES", 200)
+    monkeypatch.setattr(_load, "MAX_EXPANDED_NODES", 200)
     workflow = tmp_path / "w.yaml"
     # 3 + 9 * 10 nodes: within the limit, though 10 copies of one anchor.
     workflow.write_text("a: &a [1, 2, 3, 4, 5, 6, 7, 8]\nb: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
                         "name: w\nnodes: [{id: f, file: w.yaml, mime: text/plain}]\n")
-    assert _models.load_workflow(workflow).model_extra == {"a": list(range(1, 9)), "b": [list(range(1, 9))] * 10}
+    assert _load.load_workflow(workflow).model_extra == {"a": list(range(1, 9)), "b": [list(range(1, 9))] * 10}
     workflow.write_text("a: &a [1, 2, 3, 4, 5, 6, 7, 8]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
                         "c: [*b, *b]\nname: w\nnodes: [{id: f, file: w.yaml, mime: text/plain}]\n")
     with pytest.raises(wfe.WorkflowError, match="cannot parse: aliases expand the document past 200 nodes"):
-        _models.load_workflow(workflow)
+        _load.load_workflow(workflow)
     workflow.write_text("a: &a {b: [*a]}\nname: w\nnodes: [{id: f, file: w.yaml, mime: text/plain}]\n")
     with pytest.raises(wfe.WorkflowError, match="cannot parse: an alias refers to a node that contains it"):
-        _models.load_workflow(workflow)
+        _load.load_workflow(workflow)
 
 
 def test_anchors_and_aliases_in_a_normal_workflow_keep_working(tmp_path: Path) -> None:

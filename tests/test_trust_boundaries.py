@@ -220,7 +220,7 @@ def test_a_fifo_put_in_place_after_planning_is_refused_without_blocking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run opens the file it planned without blocking and checks it again: a FIFO swapped in is refused."""
-    from wfe import _plan
+    from wfe.engine import _plan
 
     project = tmp_path / "project"
     project.mkdir()
