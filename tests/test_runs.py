@@ -305,3 +305,24 @@ def test_a_run_whose_process_died_is_shown_as_died_not_running(wfe_cli: Cli, tmp
     shown = wfe_cli("show", "latest", "--store", str(store))
     assert f"run {record}  workflow exits  died (its process" in shown.stdout
     assert json.loads(wfe_cli("show", "latest", "--store", str(store), "--json").stdout)["status"] == "died"
+
+
+def test_a_run_ended_by_a_store_error_is_recorded_failed_not_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path)
+    store = wfe.open_store(str(tmp_path / "store"))
+    real_put = store.actions.put
+
+    def put_then_fail(key: str, result: Any, **kwargs: Any) -> bool:
+        if list(store.actions):
+            raise wfe.StoreError("the store went away")  # the second action entry: mid-run
+        return real_put(key, result, **kwargs)
+
+    monkeypatch.setattr(store.actions, "put", put_then_fail)
+    with pytest.raises(wfe.StoreError, match="the store went away"):
+        wfe.run(project.workflow, store)
+
+    (run_id,) = store.runs
+    record = store.runs.get(run_id)
+    assert record.status == "failed" and record.finished is not None

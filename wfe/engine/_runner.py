@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -263,6 +263,14 @@ class _Run:
                 self._loop()
         except KeyboardInterrupt:
             self._interrupted()
+            raise
+        except Exception:
+            # An error out of the scheduling itself (a store gone, a file input that cannot be read) ends the
+            # run: it is recorded as failed, not left "running"; if the store cannot take that either, the
+            # record says "died" once this process is gone.
+            self.manifest.status = "failed"
+            with suppress(Exception):
+                self._finish()
             raise
         finally:
             self.leases.close()  # whatever ended the loop: no lease of this run outlives it
