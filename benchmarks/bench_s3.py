@@ -31,12 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test servers
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from servers.s3 import S3Server, s3_server
 from wfe_s3 import S3IO
 
 import wfe
-from conformance_tests._s3server import S3Server, s3_server
 
 MiB = 1024 * 1024
 

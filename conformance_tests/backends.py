@@ -1,9 +1,16 @@
-"""The built-in backends the conformance suite runs against when no ``--store-url`` is given.
+"""The backends the conformance suite runs against when no ``--store-url`` is given.
 
-Each entry starts its backend (a server on 127.0.0.1 where one is needed) and
-yields ``(url, options)`` for :func:`wfe.open_store`; it stops what it started
-when the context exits. An entry whose requirements are missing here raises
-``BackendUnavailable`` with the reason, and the suite reports it as skipped.
+Each entry starts its backend and yields ``(url, options)`` for
+:func:`wfe.open_store`; it stops what it started when the context exits. An
+entry whose requirements are missing here raises ``BackendUnavailable`` with
+the reason, and the suite reports it as skipped.
+
+The suite itself knows only the backends that need no server (memory, local
+disk, and a live Supabase project when asked for). A project that starts
+servers of its own adds entries by implementing the hook
+``pytest_wfe_conformance_backends(config)`` in a conftest.py or plugin,
+returning a list of :class:`Backend`; wfe's own tests add an S3 server and
+the Supabase Storage server that way.
 """
 
 from __future__ import annotations
@@ -43,37 +50,6 @@ def _local() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 @contextlib.contextmanager
-def _s3() -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        import moto.server  # noqa: F401
-        import s3fs  # noqa: F401
-    except ImportError as exc:
-        raise BackendUnavailable(f"s3 needs moto[server] and s3fs: {exc}") from None
-    from ._s3server import s3_server
-
-    with s3_server() as server:
-        yield server.url(f"conformance-{uuid.uuid4().hex[:8]}"), server.options
-
-
-@contextlib.contextmanager
-def _supabase() -> Iterator[tuple[str, dict[str, Any]]]:
-    """A local emulator of Supabase Storage's HTTP API; the real ``supabase`` client talks to it."""
-    try:
-        import storage3  # noqa: F401  (the storage client of the supabase package)
-        import werkzeug  # noqa: F401
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"supabase needs the supabase client (pip install wfe[supabase]) and werkzeug: {exc}"
-        ) from None
-    from ._supabase_emulator import SupabaseStorageEmulator
-
-    key = "eyJhbGciOiJIUzI1NiJ9.e30.wfe-fake-supabase-key"  # a recognisable fake
-    with SupabaseStorageEmulator(key) as emulator:
-        emulator.create_bucket("wfe-conformance")
-        yield f"supabase://wfe-conformance/run-{uuid.uuid4().hex[:8]}", {"url": emulator.url, "key": key}
-
-
-@contextlib.contextmanager
 def _supabase_live() -> Iterator[tuple[str, dict[str, Any]]]:
     """A live Supabase project, only when asked: WFE_SUPABASE_LIVE=1 with SUPABASE_URL and SUPABASE_KEY."""
     import os
@@ -102,7 +78,5 @@ def _supabase_live() -> Iterator[tuple[str, dict[str, Any]]]:
 BUILTIN: list[Backend] = [
     Backend("memory", _memory),
     Backend("local", _local),
-    Backend("s3", _s3),
-    Backend("supabase", _supabase),
     Backend("supabase_live", _supabase_live),
 ]

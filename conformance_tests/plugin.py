@@ -2,7 +2,8 @@
 
 ``pytest conformance_tests --store-url URL`` (repeatable) runs every test
 against each URL; without it, against every backend in
-:data:`conformance_tests.backends.BUILTIN` that can start here. The package's
+:data:`conformance_tests.backends.BUILTIN` that can start here, and those a
+project adds with the ``pytest_wfe_conformance_backends`` hook. The package's
 ``conftest.py`` loads this plugin in a source checkout; an installed wfe registers it through the
 ``pytest11`` entry point (named as this module, so the two never load it twice), so from any folder:
 ``pytest --pyargs conformance_tests --store-url URL``.
@@ -23,6 +24,45 @@ from conformance_tests._support import PARTS, PROFILES, TALLY, BackendHandle, Co
 
 _BACKEND_STACK = pytest.StashKey[contextlib.ExitStack]()
 _STARTED = pytest.StashKey[dict[str, BackendHandle]]()
+_CAPABILITIES = pytest.StashKey[dict[str, list[str]]]()  # backend -> capability_lines of its store
+
+# What a store may lack, by the StorageIO flags any one of which gives it, and what does not hold without it.
+CAPABILITIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("create-if-absent writes", ("conditional_create", "exclusive_publish"),
+     "first-result-wins and leases are not held on this store"),
+    ("sharing between processes", ("shared",), "only this process sees it: no process or distributed executors"),
+)  # fmt: skip
+
+
+def capability_lines(storage: Any) -> list[str]:
+    """What a store's backend has, in one line, then one line per capability it lacks, saying what that means.
+
+    A backend that found out at opening that it lacks a capability its class
+    has says why in ``capability_notes`` (flag -> reason), e.g. S3 behind an
+    endpoint that ignores ``If-None-Match``.
+    """
+    notes: dict[str, str] = getattr(storage, "capability_notes", None) or {}
+    has: list[str] = []
+    lacks: list[str] = []
+    for name, flags, consequence in CAPABILITIES:
+        if any(getattr(storage, flag, False) for flag in flags):
+            has.append(name)
+            continue
+        why = "; ".join(notes[flag] for flag in flags if notes.get(flag))
+        lacks.append(f"lacks {name}{f' ({why})' if why else ''}: {consequence}")
+    return [f"capabilities: {', '.join(has) or 'none'}", *lacks]
+
+
+class _Hooks:
+    """The hook a project implements to add backends of its own (servers it starts)."""
+
+    @pytest.hookspec
+    def pytest_wfe_conformance_backends(self, config: pytest.Config) -> list[backends.Backend]:  # type: ignore[empty-body]
+        """Backends to test, besides the suite's own, when no ``--store-url`` is given."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(_Hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[TALLY] = Tally()
     config.stash[_BACKEND_STACK] = contextlib.ExitStack()
     config.stash[_STARTED] = {}
+    config.stash[_CAPABILITIES] = {}
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -86,11 +127,22 @@ def _options(config: pytest.Config) -> dict[str, str]:
     return options
 
 
+def _known_backends(config: pytest.Config) -> list[backends.Backend]:
+    """The suite's own backends and those projects add through the hook; a name given twice is an error."""
+    found = list(backends.BUILTIN)
+    for added in config.hook.pytest_wfe_conformance_backends(config=config):
+        found.extend(added)
+    names = [backend.name for backend in found]
+    if len(set(names)) != len(names):
+        raise pytest.UsageError(f"conformance backends named twice: {sorted(n for n in names if names.count(n) > 1)}")
+    return found
+
+
 def _backend_ids(config: pytest.Config) -> list[str]:
     urls: list[str] = config.getoption("--store-url")
     if urls:
         return [f"url:{url}" for url in urls]
-    return [f"builtin:{backend.name}" for backend in backends.BUILTIN]
+    return [f"builtin:{backend.name}" for backend in _known_backends(config)]
 
 
 def _short_id(param: str) -> str:
@@ -118,7 +170,7 @@ def backend(request: pytest.FixtureRequest) -> BackendHandle:
     if kind == "url":
         handle = BackendHandle(value, value, _options(request.config))
     else:
-        entry = next(b for b in backends.BUILTIN if b.name == value)
+        entry = next(b for b in _known_backends(request.config) if b.name == value)
         try:
             url, options = request.config.stash[_BACKEND_STACK].enter_context(entry.start())
         except backends.BackendUnavailable as exc:
@@ -126,7 +178,23 @@ def backend(request: pytest.FixtureRequest) -> BackendHandle:
             pytest.skip(f"backend {value!r} unavailable: {exc}")
         handle = BackendHandle(value, url, dict(options))
     started[param] = handle
+    _note_capabilities(request.config, handle)
     return handle
+
+
+def _note_capabilities(config: pytest.Config, handle: BackendHandle) -> None:
+    """Open the backend's store once, for the summary to say what it has and lacks.
+
+    Opening it first also lets a backend that probes its server at opening
+    (S3) do so here, once, rather than in the first fresh store of a test.
+    """
+    import wfe
+
+    try:
+        store = wfe.open_store(handle.url, **handle.options)
+    except Exception:  # a store that does not open fails every test, each saying why
+        return
+    config.stash[_CAPABILITIES][handle.name] = capability_lines(store.io)
 
 
 @pytest.fixture
@@ -152,6 +220,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     terminalreporter.section("wfe conformance")
     terminalreporter.write_line(f"profile: {_profile_name(config)}")
+    for name, lines in sorted(config.stash.get(_CAPABILITIES, {}).items()):
+        for line in lines:
+            terminalreporter.write_line(f"{name}: {line}")
     for name in sorted({backend for backend, _part in found}):
         parts = []
         for part in PARTS:

@@ -180,7 +180,7 @@ def test_delete_drops_the_cached_copy(cached: wfe.Store) -> None:
 def s3() -> Iterator[object]:
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server")
-    from conformance_tests._s3server import s3_server
+    from servers.s3 import s3_server
 
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with s3_server() as server:
@@ -189,7 +189,7 @@ def s3() -> Iterator[object]:
 
 @pytest.mark.parametrize("read", ["get", "open"])
 def test_two_reads_make_one_get_on_the_server(s3: object, tmp_path: Path, read: str) -> None:
-    from conformance_tests._s3server import S3Server
+    from servers.s3 import S3Server
 
     assert isinstance(s3, S3Server)
     store = wfe.open_store(f"{s3.url(uuid.uuid4().hex[:8])}?cache={tmp_path / 'cache'}", **s3.options)

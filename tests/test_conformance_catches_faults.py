@@ -15,6 +15,8 @@ import pytest
 from conformance_tests._run import SuiteResult, run_suite
 from wfe.cli import main
 
+pytestmark = pytest.mark.slow  # runs the whole suite over and over: the second tier
+
 # For each fault, the properties that catch it (with --exitfirst the suite stops at the first).
 CATCHERS = {
     "faulty-truncate": {"test_multi_mib_blobs_round_trip", "test_no_partial_blob_visible_while_put_is_in_flight"},

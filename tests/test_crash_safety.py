@@ -41,12 +41,12 @@ KILLER = textwrap.dedent(
             return original_write(self, data)
         fsio._LocalStaging.write = write
     elif point == "before-action":     # the output blobs are published, the action entry is not
-        original_put = records.ActionCache.put
+        original_put = records.ActionCache.put_encoded
         def put(self, *args, **kwargs):
             if hit():
                 die()
             return original_put(self, *args, **kwargs)
-        records.ActionCache.put = put
+        records.ActionCache.put_encoded = put
     elif point == "manifest-write":    # the manifest's new version is staged, not yet published
         original_publish = fsio.LocalIO.publish_temp
         def publish(self, temp, final, *, exclusive):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _cli import run_in_process
 
 import wfe
 
@@ -27,11 +28,14 @@ def project(tmp_path: Path) -> Path:
 
 def run(project: Path, workflow: str, store: Path, calls: Path, env: dict[str, str] | None = None,
         expect: int = 0) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "wfe", "run", str(project / workflow), "--store", str(store), "--json"],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "WFE_TEST_CALLS": str(calls), **(env or {})},
-    )
+    """``wfe run --json``; in a process of its own when ``expect`` says a node kills it."""
+    args = ["run", str(project / workflow), "--store", str(store), "--json"]
+    full_env = {**os.environ, "WFE_TEST_CALLS": str(calls), **(env or {})}
+    if expect < 0:
+        out = subprocess.run([sys.executable, "-m", "wfe", *args], capture_output=True, text=True, timeout=300,
+                             env=full_env)
+    else:
+        out = run_in_process(args, project, full_env)
     assert out.returncode == expect, out.stderr
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
@@ -176,8 +180,7 @@ def test_new_constructs_validate(project: Path, tmp_path: Path, case: str) -> No
     name, change, message = BAD[case]
     edit(project / name, change)
     target = "parent_a.yaml" if name == "clean.yaml" else name
-    out = subprocess.run([sys.executable, "-m", "wfe", "run", str(project / target), "--store", str(tmp_path / "s")],
-                         capture_output=True, text=True, timeout=120)
+    out = run_in_process(["run", str(project / target), "--store", str(tmp_path / "s")], project, dict(os.environ))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
@@ -191,8 +194,7 @@ def test_inner_runs_are_recorded_but_listed_only_on_request(project: Path, tmp_p
     assert wfe.open_store(str(store)).runs.get(inner_id).parent == outer["run_id"]
 
     def cli(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "wfe", *args, "--store", str(store)],
-                             capture_output=True, text=True, timeout=120)
+        out = run_in_process([*args, "--store", str(store)], project, dict(os.environ))
         assert out.returncode == 0, out.stderr
         return out.stdout
 

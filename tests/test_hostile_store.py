@@ -329,6 +329,7 @@ def test_a_blob_linked_to_an_outside_file_is_damage_never_data(template: Templat
 RECORD_READERS = ("runs", "show", "verify", "gc", "sync", "report")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "names"),
     [pytest.param(kind, RECORD_READERS, id=kind) for kind in ("zero record", "fifo record", "huge record")]
@@ -482,7 +483,7 @@ def _remote(backend: str, request: pytest.FixtureRequest) -> tuple[StorageIO, li
     if backend == "s3":
         pytest.importorskip("s3fs")
         pytest.importorskip("moto.server")
-        from conformance_tests._s3server import s3_server
+        from servers.s3 import s3_server
 
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         server = s3_server()
@@ -499,11 +500,9 @@ def _remote(backend: str, request: pytest.FixtureRequest) -> tuple[StorageIO, li
         request.addfinalizer(lambda: vars(storage.fs).pop("_call_s3", None))  # the filesystem is shared
         return storage, requests
     pytest.importorskip("wfe_supabase")
-    from conformance_tests._supabase_emulator import SupabaseStorageEmulator
+    from servers.supabase_fixtures import new_bucket, server_or_skip
 
-    key = "eyJhbGciOiJIUzI1NiJ9.e30.wfeFAKEhostileKEY"
-    emulator = SupabaseStorageEmulator(key)
-    running = emulator.__enter__()
-    request.addfinalizer(lambda: emulator.__exit__(None, None, None))
-    running.create_bucket("wfe")
-    return wfe.open_store(f"supabase://wfe/{name}", url=running.url, key=key).io, requests
+    server = server_or_skip()
+    bucket = new_bucket(server, "bounded")
+    return wfe.open_store(f"supabase://{bucket}/{name}", storage_url=server.storage_url,
+                          key=server.service_key).io, requests  # fmt: skip

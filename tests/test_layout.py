@@ -147,3 +147,21 @@ def test_a_missing_optional_backend_names_the_extra_to_install() -> None:
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("s3 needs the s3 extra: pip install 'wfe[s3]'"), done.stdout
+
+
+def test_a_plain_source_checkout_knows_the_supabase_filesystem_without_entry_points() -> None:
+    script = textwrap.dedent(
+        """
+        import importlib.metadata
+        importlib.metadata.entry_points = lambda **params: importlib.metadata.EntryPoints(())
+        import fsspec
+        assert "supabase" not in fsspec.available_protocols()
+        from wfe.storage import _registry
+        fs = _registry.filesystem("supabase", {"url": "http://127.0.0.1:9", "key": "k"})
+        print(type(fs).__module__, type(fs).__name__)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "backends")])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["wfe_supabase._fs", "SupabaseFileSystem"]

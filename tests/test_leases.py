@@ -67,7 +67,7 @@ def test_two_runs_compute_once_local(tmp_path: Path) -> None:
 def test_two_runs_compute_once_s3(tmp_path: Path) -> None:
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server")
-    from conformance_tests._s3server import s3_server
+    from servers.s3 import s3_server
 
     with s3_server() as server:
         url = server.url(f"lease-{uuid.uuid4().hex[:8]}")

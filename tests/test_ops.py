@@ -10,11 +10,12 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import Cli
 from _projects import blob_file, make_project
 
 import wfe
@@ -26,8 +27,6 @@ from wfe.ops._sync import sync
 from wfe.ops._verify import run_references, verify_store
 from wfe.store._blobs import BlobStore
 from wfe.store._paths import blob_path
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def referenced(store: wfe.Store, run_id: str) -> set[str]:
@@ -270,7 +269,7 @@ def test_sync_command_line(wfe_cli: Cli, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
     pytest.importorskip("s3fs")
-    from conformance_tests._s3server import s3_server
+    from servers.s3 import s3_server
 
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with s3_server() as server:

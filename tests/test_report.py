@@ -10,11 +10,11 @@ import struct
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import Cli
 from _projects import make_project
 
 import wfe
@@ -22,7 +22,6 @@ from wfe.report._graphviz import STATUS_COLOURS, to_dot, to_mermaid
 from wfe.report._html import build_report
 from wfe.report._layout import NODE_HEIGHT, NODE_WIDTH, layered_layout
 
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sales" / "workflow.yaml"
 
 

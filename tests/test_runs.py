@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import Cli
 from _projects import make_project
 
 import wfe
 from wfe.ops._explain import config_diff, explain
 from wfe.ops._rerun import rerun
 from wfe.ops._sync import sync
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_json(wfe_cli: Cli, workflow: Path, store: Path, *extra: str) -> dict[str, Any]:
@@ -288,13 +285,15 @@ def leave(*, code: int) -> int:
 """
 
 
-def test_a_run_whose_process_died_is_shown_as_died_not_running(wfe_cli: Cli, tmp_path: Path) -> None:
+def test_a_run_whose_process_died_is_shown_as_died_not_running(
+    wfe_cli: Cli, wfe_process: Cli, tmp_path: Path
+) -> None:
     (tmp_path / "exits.py").write_text(EXITS)
     (tmp_path / "exits.yaml").write_text(
         "name: exits\nmodules: [exits]\nnodes: [{id: leave, function: leave, config: {code: 3}}]\nedges: []\n"
     )
     store = tmp_path / "store"
-    out = wfe_cli("run", "exits.yaml", "--store", str(store))
+    out = wfe_process("run", "exits.yaml", "--store", str(store))  # the node ends the process
     assert out.returncode == 3
     (record,) = wfe.open_store(str(store)).runs
     assert wfe.open_store(str(store)).runs.get(record).status == "running"  # as the dead process left it
@@ -312,14 +311,14 @@ def test_a_run_ended_by_a_store_error_is_recorded_failed_not_running(
 ) -> None:
     project = make_project(tmp_path)
     store = wfe.open_store(str(tmp_path / "store"))
-    real_put = store.actions.put
+    real_put = store.actions.put_encoded
 
-    def put_then_fail(key: str, result: Any, **kwargs: Any) -> bool:
+    def put_then_fail(key: str, data: bytes, **kwargs: Any) -> bool:
         if list(store.actions):
             raise wfe.StoreError("the store went away")  # the second action entry: mid-run
-        return real_put(key, result, **kwargs)
+        return real_put(key, data, **kwargs)
 
-    monkeypatch.setattr(store.actions, "put", put_then_fail)
+    monkeypatch.setattr(store.actions, "put_encoded", put_then_fail)
     with pytest.raises(wfe.StoreError, match="the store went away"):
         wfe.run(project.workflow, store)
 

@@ -24,7 +24,7 @@ from wfe.store._paths import blob_path
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
 
-from conformance_tests._s3server import FAKE_SECRET, S3Server, s3_server
+from servers.s3 import FAKE_SECRET, S3Server, s3_server
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "sales" / "workflow.yaml"
@@ -360,6 +360,7 @@ def measure_put_get(server: S3Server, size: int, tmp_path: Path) -> dict[str, An
     return measured
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM from /proc")
 def test_1gib_blob_memory_stays_flat(tmp_path: Path) -> None:
     """Put 1 GiB and stream it back: the writing process grows by less than 150 MiB (about 95 here)."""

@@ -18,9 +18,10 @@ import wfe
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
 
-from conformance_tests._s3server import s3_server
+from servers.s3 import s3_server
 
 
+@pytest.mark.slow
 def test_eight_processes_one_s3_store(tmp_path: Path) -> None:
     workflows = [variant(tmp_path, i) for i in range(8)]
     with s3_server() as server:

@@ -20,9 +20,8 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
 
 from _faulty_proxy import KINDS, FaultyProxy, plain_http_server, silent_server
+from servers.s3 import S3Server, s3_server
 from test_crash_safety import WORKFLOW, check_consistent
-
-from conformance_tests._s3server import S3Server, s3_server
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +72,7 @@ def reference(workflow: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return digests(result)
 
 
+@pytest.mark.slow
 def test_transient_faults_are_retried(
     server: S3Server, proxy: FaultyProxy, workflow: Path, reference: dict[str, list[str]]
 ) -> None:
@@ -90,6 +90,7 @@ def test_transient_faults_are_retried(
     check_consistent(store)
 
 
+@pytest.mark.slow
 def test_dead_server_fails_in_one_line_then_resumes(
     server: S3Server, proxy: FaultyProxy, tmp_path: Path, reference: dict[str, list[str]]
 ) -> None:
@@ -157,6 +158,7 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_an_endpoint_that_never_answers_fails_in_one_line_naming_the_bound(
     silent_endpoint: str, server: S3Server
 ) -> None:
@@ -189,6 +191,7 @@ def test_credentials_in_the_endpoint_url_are_refused_at_once(silent_endpoint: st
     assert "key and secret options" in line and silent_endpoint in line
 
 
+@pytest.mark.slow
 def test_a_server_gone_silent_after_open_fails_each_operation_within_its_bound(
     server: S3Server, proxy: FaultyProxy
 ) -> None:

@@ -38,7 +38,7 @@ class Backend:
     cli_options: list[str]
     options: dict[str, str]
     stored: Callable[[], list[bytes]]
-    extra: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)  # this backend's own secrets, beyond SECRETS
 
 
 def _local(tmp_path: Path) -> Iterator[Backend]:
@@ -56,7 +56,7 @@ def _local(tmp_path: Path) -> Iterator[Backend]:
 def _s3(tmp_path: Path, *, via_env: bool) -> Iterator[Backend]:
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server")
-    from conformance_tests._s3server import s3_server
+    from servers.s3 import s3_server
 
     with s3_server() as server:
         raw = server.filesystem()
@@ -77,23 +77,27 @@ def _s3(tmp_path: Path, *, via_env: bool) -> Iterator[Backend]:
 
 
 def _supabase(tmp_path: Path, *, via_env: bool) -> Iterator[Backend]:
+    """The real Supabase Storage server (shared by the session); its keys are secrets to keep, too."""
     pytest.importorskip("wfe_supabase")
-    from conformance_tests._supabase_emulator import SupabaseStorageEmulator
+    from servers.supabase_fixtures import new_bucket, server_or_skip
 
-    with SupabaseStorageEmulator(SUPABASE_KEY) as emulator:
-        emulator.create_bucket("wfe")
+    server = server_or_skip()
+    bucket = new_bucket(server, "secrets")
 
-        def stored() -> list[bytes]:
-            return [Path(path).read_bytes() for path in emulator.stored_files()]
+    def stored() -> list[bytes]:
+        return [server.download(bucket, key) for key in server.keys(bucket)]
 
-        if via_env:
-            env = {"SUPABASE_URL": emulator.url, "SUPABASE_KEY": SUPABASE_KEY}
-            cli: list[str] = []
-        else:
-            env = {"SUPABASE_URL": "", "SUPABASE_KEY": ""}
-            cli = ["--store-option", f"url={emulator.url}", "--store-option", f"key={SUPABASE_KEY}"]
-        options = {"url": emulator.url, "key": SUPABASE_KEY}
-        yield Backend("supabase://wfe/secrets", "supabase://no-such-bucket/x", env, cli, options, stored)
+    key = server.service_key
+    endpoint = ["--store-option", f"storage_url={server.storage_url}"]  # a bare server: no gateway at a project URL
+    if via_env:
+        env = {"SUPABASE_URL": "", "SUPABASE_KEY": key}
+        cli = endpoint
+    else:
+        env = {"SUPABASE_URL": "", "SUPABASE_KEY": ""}
+        cli = [*endpoint, "--store-option", f"key={key}"]
+    options = {"storage_url": server.storage_url, "key": key}
+    secrets = [key, key.rsplit(".", 1)[1]]  # the whole key and its signature
+    yield Backend(f"supabase://{bucket}/secrets", "supabase://no-such-bucket/x", env, cli, options, stored, secrets)
 
 
 BACKENDS: dict[str, Callable[[Path], Iterator[Backend]]] = {
@@ -162,7 +166,7 @@ def test_secrets_never_leak(backend: Backend, tmp_path: Path) -> None:
     texts["repr"] = f"{store!r} {store} {store.io!r} {store.blobs!r}"
     stored = backend.stored()
     assert any(b'"run_id"' in data for data in stored)  # manifests are among the stored objects
-    for secret in SECRETS:
+    for secret in (*SECRETS, *backend.extra):
         for where, text in texts.items():
             assert secret not in text, f"{secret!r} shown in {where}"
         for data in stored:

@@ -18,7 +18,10 @@ Everything S3-specific is here, at the storage boundary:
 - Publishing never shows partial bytes under a key: small objects are one
   PUT, large ones a multipart upload whose object appears only when it is
   completed (and which is aborted on any failure). Exclusive writes send
-  ``If-None-Match: *``, so a publish never overwrites.
+  ``If-None-Match: *``, so a publish never overwrites, where the server
+  honours it: opening a store finds out whether it does (:mod:`._probe`,
+  once per process and endpoint, remembered in the store) and claims
+  ``conditional_create`` only if so.
 - Reads are one streaming GET; an empty object reads as ``b""`` (S3 answers a
   ranged read of it with HTTP 416).
 
@@ -45,7 +48,9 @@ from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from wfe import StoreError, StoreURLError
-from wfe.storage import Staging, StorageIO, too_large, translate
+from wfe.storage import CONCURRENCY, Listed, Page, Staging, StorageIO, too_large, translate
+
+from ._probe import refuses_second_create
 
 log = logging.getLogger(__name__)
 
@@ -168,16 +173,33 @@ def _shown(seconds: float) -> str:
 _HINT = "raise the timeout options for a slow service, or check endpoint_url"
 
 
+def _log_background_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A connection's background task that failed after its request was answered or abandoned (a reset,
+    a server gone): the request that mattered has raised already, so it is logged, not printed."""
+    log.debug("S3 client: %s: %r", context.get("message"), context.get("exception"))
+
+
+def _quiet_background_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Keep asyncio's "Task exception was never retrieved" tracebacks off stderr: wfe's errors are one line."""
+    if loop.get_exception_handler() is not _log_background_error:
+        loop.call_soon_threadsafe(loop.set_exception_handler, _log_background_error)
+
+
 class S3IO(StorageIO):
     """Objects under ``bucket/prefix`` on S3 or an S3-compatible service.
 
     ``part_size`` (bytes) is both the multipart threshold and the part size;
     at most ``max_concurrency`` parts are in memory and in flight at once, so a
     put holds about ``part_size * max_concurrency`` bytes whatever the blob size.
+
+    ``conditional_create`` is True for the class (S3 refuses a create-only PUT
+    to an existing key) and set False on an instance whose endpoint was found
+    not to (or could not be probed); ``capability_notes`` then says why, by flag.
     """
 
     atomic_upload = True
     conditional_create = True
+    paged_listing = True  # ListObjectsV2: 1,000 keys in name order per request
     part_size = 8 * MiB
     max_concurrency = 4
 
@@ -203,6 +225,8 @@ class S3IO(StorageIO):
         if "max_attempts" in given:
             config_kwargs["retries"] = {"total_max_attempts": _attempts(given.pop("max_attempts")), "mode": "standard"}
         config_kwargs.setdefault("retries", {"total_max_attempts": RETRY_ATTEMPTS, "mode": "standard"})
+        # Enough connections for the requests a run sends together (StorageIO.gather), and a multipart put's parts.
+        config_kwargs.setdefault("max_pool_connections", 2 * CONCURRENCY)
         for name, default in (("connect_timeout", CONNECT_TIMEOUT), ("read_timeout", READ_TIMEOUT)):
             if name in given:
                 config_kwargs[name] = _seconds(name, given.pop(name))
@@ -245,7 +269,13 @@ class S3IO(StorageIO):
         # botocore retries (max_attempts in all); s3fs would repeat each of those series up to
         # five times more, so neither the attempt count nor the time taken would be what is set.
         fs.retries = 1
+        _quiet_background_errors(fs.loop)
         self._check_bucket()
+        self.capability_notes: dict[str, str] = {}
+        refused, why = refuses_second_create(self)
+        if not refused:
+            self.conditional_create = False  # the generic path then: an existence check, then the write
+            self.capability_notes["conditional_create"] = why
 
     def _endpoint(self) -> str:
         """The endpoint for messages, without any user:password@ part."""
@@ -434,6 +464,29 @@ class S3IO(StorageIO):
             return False
         return True
 
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> Page:
+        """One ListObjectsV2 request: up to ``limit`` (at most 1,000) keys after ``start_after``, with ETags."""
+        bucket, key_prefix = self._split(prefix.rstrip("/") + "/")
+        path = self.path(prefix)
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": key_prefix, "MaxKeys": min(limit, 1000)}
+        if start_after:
+            params["StartAfter"] = self._split(start_after)[1]
+        with translate("list", path):
+            response = self._call("list_objects_v2", f"list {path!r}: S3", **params)
+        base = len(self.prefix) + 1 if self.prefix else 0
+        objects = [
+            Listed(item["Key"][base:], int(item.get("Size", 0)), str(item.get("ETag", "")).strip('"') or None)
+            for item in response.get("Contents", [])
+        ]
+        return Page(objects, bool(response.get("IsTruncated")))
+
+    def remove(self, rel: str) -> None:
+        """One DELETE, whether or not ``rel`` exists (S3 does not say)."""
+        path = self.path(rel)
+        bucket, key = self._split(rel)
+        with translate("delete", path):
+            self._call("delete_object", f"delete {path!r}: S3", Bucket=bucket, Key=key)
+
     def delete(self, rel: str) -> bool:
         # S3 deletes a missing key without complaint; the stores want to know.
         if not self.exists(rel):
@@ -461,6 +514,8 @@ class S3IO(StorageIO):
             self._multipart(rel, local, size, exclusive=False)
 
     def _put_object(self, rel: str, data: bytes, *, exclusive: bool) -> bool:
+        if exclusive and not self.conditional_create and self.exists(rel):
+            return False  # the server would not refuse it (see _probe): ask first, as the generic path does
         bucket, key = self._split(rel)
         condition: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
         with translate("write", self.path(rel)):

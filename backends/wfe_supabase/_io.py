@@ -1,41 +1,69 @@
-"""How wfe's stores use Supabase Storage: create-only uploads, one request per check."""
+"""How wfe's stores use Supabase Storage: exclusive writes by a create-only move, a bucket check on open."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import uuid
 from typing import Any
 
-from wfe import StoreURLError
+from wfe import StoreError, StoreURLError
 from wfe.storage import SpooledStaging, Staging, StorageIO, translate
 
-from ._errors import VALID_KEY
+from ._errors import SERVICE_ROLE, VALID_KEY
+
+log = logging.getLogger(__name__)
+
+STAGING = "tmp"  # where exclusive writes are uploaded before their move (gc removes a dead writer's)
 
 
 class SupabaseIO(StorageIO):
     """``supabase://bucket/prefix`` for wfe.
 
-    One upload appears whole, so blobs are published by a single request
-    (``atomic_upload``). An exclusive publish (blobs, configs, action cache
-    entries) is a create-only upload: the server refuses an existing key,
-    so two writers racing for one key cannot both win, and no existence
-    check is needed first (``conditional_create``).
+    One upload appears whole, so an overwrite is one request
+    (``atomic_upload``). A create-only upload is not a create-if-absent write
+    on this server: it is refused when the key exists as it starts, but two
+    racing ones both succeed and the last writer's bytes stay. So there is no
+    ``conditional_create``. An exclusive write (blobs, configs, action cache
+    entries, leases) is uploaded under a fresh key in ``tmp/`` and moved into
+    place; the server refuses a move onto an existing key inside one database
+    transaction, so of racing exclusive writers exactly one wins
+    (``exclusive_publish``): two requests, three for a loser (its staged
+    object is deleted).
+
+    Opening a store checks its bucket once per process (see
+    :meth:`SupabaseFileSystem.check_bucket`): a missing bucket or a key the
+    server cannot verify is one error naming it.
     """
 
     atomic_upload = True
     shared = True
     tamperable = True
-    conditional_create = True
+    conditional_create = False
+    exclusive_publish = True
 
     def __init__(self, fs: Any, root: str) -> None:
         root = root.strip("/")
         if not root:
             raise StoreURLError("a supabase:// store needs a bucket: supabase://BUCKET or supabase://BUCKET/PREFIX")
-        _bucket, _, prefix = root.partition("/")
+        bucket, _, prefix = root.partition("/")
         if prefix and not VALID_KEY.fullmatch(prefix):
             raise StoreURLError(
                 f"store prefix {prefix!r} has characters Supabase Storage keys do not allow; "
                 "use letters, digits and _ - . /"
             )
         super().__init__(fs, root)
+        try:
+            fs.check_bucket(bucket)
+        except OSError as exc:  # one line: what the server said, without "[Errno 13]"
+            raise StoreError(f"open supabase://{root} failed: {exc.strerror or exc}") from None
+        if fs.role not in (SERVICE_ROLE, None):
+            log.info(
+                "supabase://%s: the key's role is %r, not service_role: row-level-security policies decide what "
+                "it may read and write, and objects they hide look missing",
+                root,
+                fs.role,
+            )
 
     def exists(self, rel: str) -> bool:
         path = self.path(rel)
@@ -43,11 +71,17 @@ class SupabaseIO(StorageIO):
             return bool(self.fs.object_exists(path))
 
     def stage(self) -> Staging:
-        return _CreateOnlyStaging(self)
+        return _StagedPublish(self)
 
 
-class _CreateOnlyStaging(SpooledStaging):
-    """Spool in memory (or a local file past the spool limit), then upload in one request."""
+class _StagedPublish(SpooledStaging):
+    """Spool in memory (or a local file past the spool limit), then publish.
+
+    An overwrite is one upload (upsert). An exclusive publish uploads to a
+    fresh key under ``tmp/`` (never refused for existing, so its body is never
+    left unread on a connection) and moves it into place with
+    :meth:`SupabaseFileSystem.move_new`, which exactly one of racing writers wins.
+    """
 
     def __init__(self, storage: SupabaseIO) -> None:
         super().__init__(storage)
@@ -56,12 +90,24 @@ class _CreateOnlyStaging(SpooledStaging):
     def publish(self, rel: str, *, exclusive: bool) -> bool:
         self._buffer.flush()
         self._buffer.seek(0)
+        fs = self._target.fs
         path = self._target.path(rel)
         with translate("write", path):
+            if not exclusive:
+                fs.upload(path, self._buffer, overwrite=True)
+                return True
+            staged = self._target.path(f"{STAGING}/{uuid.uuid4().hex}")
+            fs.upload(staged, self._buffer, overwrite=False)
             try:
-                self._target.fs.upload(path, self._buffer, overwrite=not exclusive)
+                fs.move_new(staged, path)
             except FileExistsError:
-                if exclusive:
-                    return False
+                pass  # another writer's is there: ours goes
+            except BaseException:
+                with contextlib.suppress(Exception):  # gone already if the move went through after all
+                    fs.rm_file(staged)
                 raise
-        return True
+            else:
+                return True
+        with contextlib.suppress(OSError):  # left for gc (staging files of dead writers) if this fails
+            fs.rm_file(staged)
+        return False

@@ -53,12 +53,14 @@ def _shown(seconds: float) -> str:
     return f"{seconds:.0f}" if seconds >= 10 else f"{round(seconds, 1):g}"
 
 
-def new_storage_client(url: str, key: str, bounds: Bounds) -> Any:
+def new_storage_client(base_url: str, key: str, bounds: Bounds) -> Any:
     """The storage client ``supabase.create_client(url, key).storage`` builds, made directly.
 
     ``supabase.Client.storage`` is a ``storage3.SyncStorageClient`` at
-    ``{url}/storage/v1/`` with these two headers; importing storage3 alone
-    skips the auth, realtime and PostgREST clients (about 0.7 s per process).
+    ``{url}/storage/v1/`` (``base_url`` here: the Storage API's base, which a
+    self-hosted Storage server without the gateway serves at its root) with
+    these two headers; importing storage3 alone skips the auth, realtime and
+    PostgREST clients (about 0.7 s per process).
     """
     import httpx
     from storage3 import SyncStorageClient
@@ -69,7 +71,7 @@ def new_storage_client(url: str, key: str, bounds: Bounds) -> Any:
     timeout = httpx.Timeout(connect=bounds.connect, read=bounds.read, write=bounds.read, pool=bounds.operation)
     http = httpx.Client(http2=False, timeout=timeout, follow_redirects=True)
     headers = {"apiKey": key, "Authorization": f"Bearer {key}"}
-    return SyncStorageClient(f"{url}/storage/v1/", headers, http_client=http)
+    return SyncStorageClient(f"{base_url.rstrip('/')}/", headers, http_client=http)
 
 
 def stream_range(proxy: Any, bucket: str, key: str, start: int, end: int | None) -> bytearray:
@@ -102,22 +104,31 @@ def stream_range(proxy: Any, bucket: str, key: str, start: int, end: int | None)
     return buffer
 
 
+# Past this many bytes an upload asks the server to close the connection after answering. The server
+# refuses an upload (an existing key without upsert, a row-level-security denial, a missing bucket) before
+# it reads the body, and answers with keep-alive: from about 150 KB of unread body on, the next request on
+# that connection then never gets an answer. Closed, it costs one new connection per large upload.
+KEEPALIVE_UPLOAD_LIMIT = 64 * 1024
+
+
 @contextlib.contextmanager
-def upload_body(source: bytes | str | IO[bytes]) -> Iterator[Any]:
-    """What storage3's ``upload`` can send: bytes, or a fresh handle it streams from disk."""
+def upload_body(source: bytes | str | IO[bytes]) -> Iterator[tuple[Any, int]]:
+    """What storage3's ``upload`` can send (bytes, or a fresh handle it streams from disk) and its size."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        yield bytes(source)
+        data = bytes(source)
+        yield data, len(data)
         return
     name = source if isinstance(source, str) else getattr(source, "name", None)
     if isinstance(name, str) and os.path.isfile(name):
         if not isinstance(source, str) and hasattr(source, "flush"):
             source.flush()
         with open(name, "rb") as handle:  # a BufferedReader: httpx sends it in chunks
-            yield handle
+            yield handle, os.fstat(handle.fileno()).st_size
         return
     assert not isinstance(source, str)
     source.seek(0)
-    yield source.read()
+    data = source.read()
+    yield data, len(data)
 
 
 def _api_error(response: Any) -> Exception:

@@ -37,15 +37,18 @@ def check_main(args: argparse.Namespace) -> int:
     from ..store._store import open_store
 
     options = parse_options(args.store_option)
-    open_store(args.url, **options)  # a bad URL or option is a usage error (exit 2), not a failed check
+    store = open_store(args.url, **options)  # a bad URL or option is a usage error (exit 2), not a failed check
     try:
         from conformance_tests._run import run_suite
+        from conformance_tests.plugin import capability_lines
     except ImportError as exc:  # pytest or hypothesis missing
         from .._errors import WfeError
 
         raise WfeError(f"check-store needs the conformance extra (pip install 'wfe[conformance]'): {exc}") from None
 
     print(f"checking {args.url} (profile {args.profile})", flush=True)
+    for line in capability_lines(store.io):  # what the backend has, and what does not hold where it lacks some
+        print(line, flush=True)
     pytest_args = ["--exitfirst"] if args.exitfirst else []
     result = run_suite(
         args.url, options=options, profile=args.profile, extra_args=pytest_args, capture_output=not args.verbose

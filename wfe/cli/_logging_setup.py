@@ -8,6 +8,7 @@ import sys
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOGGERS = ("wfe", "wfe_s3", "wfe_supabase")  # the engine's and the built-in backends' loggers
 
 
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:
@@ -27,19 +28,23 @@ def configure_logging(level_name: str, log_file: str | None) -> None:
     from .._errors import WfeError
 
     level = getattr(logging, level_name.upper())
-    logger = logging.getLogger("wfe")
-    for handler in list(logger.handlers):  # a second call (tests, embedding) replaces, not duplicates
-        logger.removeHandler(handler)
-        handler.close()
-    logger.setLevel(level)
-    logger.propagate = False  # root handlers, if any, belong to whoever embeds the CLI
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(console)
+    handlers: list[logging.Handler] = [console]
     if log_file:
         try:
             file_handler = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise WfeError(f"cannot open --log-file {log_file}: {exc.strerror or exc}") from None
         file_handler.setFormatter(logging.Formatter(FORMAT))
-        logger.addHandler(file_handler)
+        handlers.append(file_handler)
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):  # a second call (tests, embedding) replaces, not duplicates
+            logger.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        logger.setLevel(level)
+        logger.propagate = False  # root handlers, if any, belong to whoever embeds the CLI
+        for handler in handlers:
+            logger.addHandler(handler)

@@ -3,7 +3,7 @@
 A lease is a small record at ``leases/<hex>.json`` (``{"owner", "expires"}``)
 created with an exclusive write, which the backend itself refuses when the
 key exists: ``O_EXCL`` on local disk, ``If-None-Match: *`` on S3, a
-create-only upload on Supabase. Backends without such a write, and stores
+create-only move on Supabase (the lease is uploaded aside, then moved). Backends without such a write, and stores
 no other process can see, get no leases: every run computes, and the action
 cache's first-write-wins keeps results consistent either way.
 
@@ -241,7 +241,7 @@ class Leases:
             # Before our expiry no one can have taken it over (and we are alive): no need to read it first.
             current = None if time.time() < expires else self.holder(key)
             if current is None or current.owner == self.owner:
-                self._io.delete(lease_path(key))
+                self._io.remove(lease_path(key))
         except StoreError as exc:
             log.warning("cannot release the lease for %s (%s); it expires by itself", key, exc)
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
@@ -23,6 +24,7 @@ from ..graph._load import load_workflow
 from ..graph._model import Artifact, WorkflowGraph
 from ..store._digest import action_key, digest_of
 from ..store._manifest import ActionResult, NodeRecord, NodeStatus, RunManifest
+from ..store._plans import Planned, PlanStore
 from ..store._records import RECORD_SLICE, new_run_id
 from ..store._store import Store, open_store
 from . import _units as units
@@ -32,8 +34,11 @@ from ._host import hostname
 from ._lease import POLL as LEASE_POLL
 from ._lease import Leases, Waiting
 from ._plan import PlannedNode, check_regular, plan
+from ._prefetch import Known, prefetch
+from ._presence import Presence
 from ._task import Task, TaskResult, element_bytes, run_task
 from ._units import Pending
+from ._writer import WriteBehind
 
 EventHandler = Callable[[str, NodeRecord], None]
 MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
@@ -238,16 +243,39 @@ class _Run:
         self.pinned_files: dict[str, Artifact] = {}
         self.leases = Leases(store.io, self.manifest.run_id)  # one computation per action across runs
         self.lease_waits: dict[str, float] = {}  # node -> when to look again at another run's lease
+        # On a remote store: writes go behind the computation (shared with sub-runs), and what the last
+        # run of this workflow settled is checked at once before the first node starts.
+        self.remote = store.io.remote
+        self.writer: WriteBehind | None = (
+            outer.writer if outer is not None else WriteBehind(store.io) if self.remote else None
+        )
+        self.known = Known()
+        self.plan_found: dict[str, Planned] = {}
+        self.entries: dict[str, bytes] = {}  # action key -> the bytes of its entry, where known (the next plan)
+        self.settled_actions: dict[str, ActionResult] = outer.settled_actions if outer is not None else {}
+        self.configs_stored: set[str] = outer.configs_stored if outer is not None else set()
+        self.presence: Presence | None = outer.presence if outer is not None else None
+        self.blobs_written: set[str] = outer.blobs_written if outer is not None else set()
 
     def execute(self) -> RunResult:
         if self.canonical is not None:  # so the run can be replayed from the store alone
             self.store.blobs.put(self.canonical)
             self.canonical = None
-        for p in self.planned.values():
-            if p.kind not in ("input", "file"):
-                self.store.configs.put_json(p.config_json, p.config_digest)
-        for entry in {id(p.function): p.function for p in self.planned.values() if p.function}.values():
-            self.store.functions.put(entry.spec)
+        if self.remote and self.outer is None:
+            if self.leases.enabled:  # alone on the store: no leases, and misses known from one listing
+                self.presence = Presence(self.store.io, self.manifest.run_id, self.leases.owner)
+                self.presence.start()
+            self._prefetch()
+        configs = {
+            p.config_digest: p.config_json
+            for node_id, p in self.planned.items()
+            if p.kind not in ("input", "file") and p.config_digest not in self.configs_stored
+            and not self._predicted_hit(node_id)  # a cached node's config is there: its entry names it
+        }
+        self.store.io.gather(lambda item: self.store.configs.put_json(item[1], item[0]), list(configs.items()))
+        self.configs_stored.update(configs)
+        functions = {id(p.function): p.function for p in self.planned.values() if p.function}.values()
+        self.store.io.gather(lambda entry: self.store.functions.put(entry.spec), list(functions))
         for node_id in self.order:
             p = self.planned[node_id]
             self.manifest.nodes[node_id] = NodeRecord.pending(
@@ -270,20 +298,51 @@ class _Run:
             # record says "died" once this process is gone.
             self.manifest.status = "failed"
             with suppress(Exception):
-                self._finish()
+                self._finish(failing=True)
             raise
         finally:
             self.leases.close()  # whatever ended the loop: no lease of this run outlives it
+            if self.stop_requested or sys.exc_info()[0] is not None:
+                self._leave()
         if self.stop_requested:
             self._interrupted()
             raise KeyboardInterrupt(f"run {self.manifest.run_id} interrupted")
         failed = any(r.status == "failed" for r in self.manifest.nodes.values())
+        try:
+            self._drain()  # a write behind that fails now fails the run, as one in line would have
+        except Exception:
+            self.manifest.status = "failed"
+            with suppress(Exception):
+                self._finish(failing=True)
+            self._leave()
+            raise
         self.manifest.status = "failed" if failed else "succeeded"
         self._finish()
         log.info("run %s %s: %s", self.manifest.run_id, self.manifest.status, self.manifest.counts())
         return RunResult(self.manifest, self.store)
 
+    def _prefetch(self) -> None:
+        """Read the plan of this workflow's last run and confirm, at once, what it predicts (see _prefetch)."""
+        try:
+            self.plan_found = PlanStore(self.store.io).get(self.name)
+            function_nodes = sum(1 for p in self.planned.values() if p.kind == "function")
+            plan = {
+                node_id: entry for node_id, entry in self.plan_found.items()
+                if node_id.partition("[")[0] in self.planned  # "node[3]": an element of a mapped node
+            }
+            self.known = prefetch(self.store, plan, function_nodes - len(plan))
+        except WfeError as exc:  # a hint only: without it every node takes the usual path
+            log.warning("cannot check this workflow's last plan (%s); looking up node by node", exc)
+            self.known = Known()
+        self.entries.update(self.known.entries)
+
+    def _predicted_hit(self, node_id: str) -> bool:
+        planned = self.plan_found.get(node_id)
+        return planned is not None and planned.key in self.known.hits
+
     def _interrupted(self) -> None:
+        with suppress(Exception):
+            self._drain()
         self.leases.release_all()  # what this run was computing, another may now take over
         self.manifest.status = "interrupted"
         self._finish()
@@ -308,9 +367,55 @@ class _Run:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def _finish(self) -> None:
+    def _drain(self) -> None:
+        """Wait for the writes behind: a run record must never name a blob that is not there yet."""
+        if self.writer is not None:
+            self.writer.drain()
+
+    def _finish(self, *, failing: bool = False) -> None:
+        """Write the final run record once the writes behind have landed (or, ``failing``, whatever they did)."""
+        if failing:
+            with suppress(Exception):
+                self._drain()
+        else:
+            self._drain()
         self.manifest.finished = time.time()
         self.store.runs.put(self.manifest)
+        if self.remote and self.outer is None:
+            self._write_plan()
+        self._leave()
+
+    @property
+    def solo(self) -> bool:
+        """Alone on the store (see _presence): uncached nodes take no lease."""
+        return self.presence is not None and self.presence.solo
+
+    def _leave(self) -> None:
+        """Remove this run's presence record, once its writes have landed (others may then trust the store)."""
+        if self.presence is not None and self.outer is None:
+            with suppress(Exception):
+                self._drain()
+            self.presence.stop()
+            self.presence = None
+
+    def _write_plan(self) -> None:
+        """What this run settled, for the next run of the workflow to check at once (a hint: errors only warn)."""
+        settled = ("ran", "cached")
+        entries: dict[str, Planned] = {}
+        for node_id, record in self.manifest.nodes.items():
+            if record.status not in settled:
+                continue
+            if record.action_key and record.action_key in self.entries:
+                entries[node_id] = Planned(record.action_key, self.entries[record.action_key])
+            for index, element in enumerate(record.elements or ()):  # a mapped node's: "node[3]"
+                key = element.get("action_key")
+                if element.get("status") in settled and key in self.entries:
+                    entries[f"{node_id}[{index}]"] = Planned(key, self.entries[key])
+        if entries and entries != self.plan_found:
+            try:
+                PlanStore(self.store.io).put(self.name, entries)
+            except WfeError as exc:
+                log.warning("cannot write this workflow's plan (%s); the next run looks up node by node", exc)
 
     def _loop(self) -> None:
         waiting = {node_id: len(self.planned[node_id].upstream) for node_id in self.order}
@@ -319,6 +424,8 @@ class _Run:
         capacity = self.handle.capacity
         try:
             while ready or in_flight or self.lease_waits:
+                if self.presence is not None and self.presence.newcomer.is_set():
+                    self.presence.share(self._drain)  # another run started: from now on, leases
                 ready.extend(self._leases_due())
                 while ready and not self.stop_requested and (capacity is None or len(in_flight) < capacity):
                     node_id = ready.popleft()
@@ -351,7 +458,6 @@ class _Run:
                         continue
                     if pending.element is None:
                         self._complete(node_id, pending.key, pending.inputs, future)
-                        self.leases.release(pending.key)  # after the action entry is written
                     elif not units.complete_element(self, pending, future):
                         continue  # more elements of this mapped node are still running
                     if self.manifest.nodes[node_id].status in ("ran", "cached"):
@@ -402,8 +508,8 @@ class _Run:
         key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
         record.action_key = key
         hit = self.lookup(key)
-        if hit is None and not self.force:  # another run may be computing it: wait (bounded) or take the lease
-            claimed = self.leases.claim(key, lambda: self.lookup(key))
+        if hit is None and not self.force and not self.solo:  # another run may compute it: wait, or take the lease
+            claimed = self.leases.claim(key, lambda: self.lookup(key, exact=True))
             if isinstance(claimed, Waiting):
                 self.lease_waits[node_id] = time.monotonic() + LEASE_POLL
                 return None
@@ -456,24 +562,46 @@ class _Run:
                 self.producers.setdefault(artifact.digest, node_id)
         self.emit(node_id, record)
 
-    def lookup(self, key: str) -> ActionResult | None:
-        """The cached result of an action whose stored outputs all still exist (else None, marked stale)."""
+    def lookup(self, key: str, *, exact: bool = False) -> ActionResult | None:
+        """The cached result of an action whose stored outputs all still exist (else None, marked stale).
+
+        Answered without a request where this run settled the action already,
+        or the checks before the run confirmed it, or (unless ``exact``) the
+        action cache was listed whole then and had no entry for it.
+        """
         if self.force:
             return None
-        hit = self.store.actions.lookup(key)
-        if hit is None:
+        hit = self.settled_actions.get(key) or self.known.hits.get(key)
+        if hit is not None:
+            return hit
+        if not exact and self.known.action_keys is not None and key not in self.known.action_keys:
             return None
-        if all(self.store.blobs.exists(a.digest) for a in hit.outputs if a.stored):
+        found = self.store.actions.lookup_entry(key)
+        if found is None:
+            return None
+        hit, data = found
+        # A blob this run wrote, or is writing behind, is there for any node after it asks.
+        stored = [a.digest for a in hit.outputs if a.stored and not self._written(a.digest)]
+        if all(self.store.io.gather(self.store.blobs.exists, stored)):
+            if self.remote:
+                self.entries[key] = data
             return hit
         self.stale_keys.add(key)  # an output blob is gone: recompute and repair
         return None
+
+    def _written(self, digest: str) -> bool:
+        return digest in self.blobs_written or (self.writer is not None and self.writer.held(digest) is not None)
 
     def task(self, node_id: str, inputs: list[Artifact]) -> Task:
         p = self.planned[node_id]
         assert p.function is not None
         spec = p.function.spec
         fresh = self.fresh.blobs if self.inline else {}  # a worker process reads blobs itself
-        payloads = tuple((a.digest, self.payload(a)) for a in inputs if not a.stored or a.digest in fresh)
+        writer = self.writer
+        payloads = tuple(
+            (a.digest, self.payload(a)) for a in inputs
+            if not a.stored or a.digest in fresh or (writer is not None and writer.held(a.digest) is not None)
+        )
         # In process, hand over the config too (the same canonical JSON its digest was taken of).
         config = p.config_json if self.inline else None
         return Task(
@@ -487,6 +615,7 @@ class _Run:
             modules=self.modules,
             ref=p.function.ref,
             payloads=payloads if config is None else (*payloads, (p.config_digest, config)),
+            defer=self.inline and self.writer is not None,
         )
 
     def payload(self, artifact: Artifact) -> bytes:
@@ -494,7 +623,10 @@ class _Run:
         if artifact.kind == "inline":
             return element_bytes(artifact)
         if artifact.stored:
-            return self.fresh.take(artifact.digest)
+            if artifact.digest in self.fresh.blobs:
+                return self.fresh.take(artifact.digest)
+            held = self.writer.held(artifact.digest) if self.writer is not None else None
+            return held if held is not None else self.store.blobs.get(artifact.digest)
         if artifact.digest not in self.memory:
             units.recompute(self, artifact.digest)
         return self.memory[artifact.digest]
@@ -525,24 +657,57 @@ class _Run:
             result = TaskResult(node_id, None, started, 0.0, f"{type(exc).__name__}: {exc}")
         self.memory.update(result.payloads or {})
         self.fresh.add(result.fresh or {})
+        if result.outputs is None and result.unwritten:  # a failed node's log: still to be written
+            self._behind(result.unwritten, lambda: None)
+            result.unwritten = None
         return result
 
+    def _behind(self, blobs: dict[str, bytes] | None, then: Callable[[], None]) -> None:
+        """Write ``blobs``, then do ``then``: behind the run on a remote store, here and now otherwise."""
+
+        written = self.blobs_written
+
+        def job() -> None:
+            for digest, data in (blobs or {}).items():
+                if digest not in written:  # this run wrote it already, and gc keeps it while the run lives
+                    self.store.blobs.put(data)
+                    written.add(digest)
+            then()
+
+        if self.writer is None:
+            job()
+        else:
+            self.writer.submit(job, blobs)
+
     def record_action(self, node_id: str, key: str, inputs: list[Artifact], result: TaskResult) -> None:
+        """Publish the action entry (after the blobs it names), then release the action's lease."""
         p = self.planned[node_id]
         assert result.outputs is not None
-        self.store.actions.put(
-            key,
-            ActionResult(
-                outputs=result.outputs,
-                function=p.function.name if p.function else f"workflow:{p.inner.graph.name if p.inner else ''}",
-                version=p.version,
-                config=p.config_digest,
-                inputs=[a.digest for a in inputs],
-                created=time.time(),
-                duration=result.duration,
-            ),
-            overwrite=self.force or key in self.stale_keys,
+        action = ActionResult(
+            outputs=result.outputs,
+            function=p.function.name if p.function else f"workflow:{p.inner.graph.name if p.inner else ''}",
+            version=p.version,
+            config=p.config_digest,
+            inputs=[a.digest for a in inputs],
+            created=time.time(),
+            duration=result.duration,
         )
+        data = self.store.actions.encode(action)
+        overwrite = self.force or key in self.stale_keys
+        config = None if p.config_digest in self.configs_stored else (p.config_digest, p.config_json)
+        self.configs_stored.add(p.config_digest)
+        if self.writer is not None:  # until its entry lands, this run answers for it from memory
+            self.settled_actions[key] = action
+
+        def publish() -> None:
+            if config is not None:  # the config of a node the plan predicted cached, which ran after all
+                self.store.configs.put_json(config[1], config[0])
+            if self.store.actions.put_encoded(key, data, overwrite=overwrite) and self.remote:
+                self.entries[key] = data
+            self.leases.release(key)
+
+        self._behind(result.unwritten, publish)
+        result.unwritten = None
 
     def _complete(self, node_id: str, key: str, inputs: list[Artifact], future: Future[TaskResult]) -> None:
         record = self.manifest.nodes[node_id]
@@ -550,6 +715,7 @@ class _Run:
         record.duration = result.duration
         record.log = result.log
         if result.outputs is None:
+            self.leases.release(key)  # no result: another run may try
             record.status = "failed"
             record.error = result.error
             record.traceback = result.traceback
@@ -581,8 +747,11 @@ class _Run:
             self.on_event(node_id, record)
 
     def _checkpoint(self) -> None:
+        if self.writer is not None:
+            self.writer.check()  # a write behind that failed fails the run now, as one in line would
         now = time.monotonic()
         if now - self.last_checkpoint >= self.checkpoint_every:
+            self._drain()
             self.store.runs.put(self.manifest)
             self.last_checkpoint = time.monotonic()
             # Rewriting a large run's record takes a while: keep it to a twentieth of the run's time.

@@ -50,6 +50,9 @@ class Task:
     # outputs, which by definition exist only in the run's memory. In the coordinator's own process,
     # also the config and small blobs it has in memory, by digest, to save reading them back.
     payloads: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    # In the coordinator's process on a remote store: small blobs (outputs, the log) are not written here
+    # but returned in ``TaskResult.unwritten``, for the coordinator to write behind (see _writer).
+    defer: bool = False
 
 
 @dataclass
@@ -65,6 +68,8 @@ class TaskResult:
     # Run in the coordinator's process only: the bytes of small stored outputs, by digest, so a
     # node downstream in the same process is handed them instead of reading the blob back.
     fresh: dict[str, bytes] | None = None
+    # With ``Task.defer``: the small blobs the outputs and log name, by digest, not yet in the store.
+    unwritten: dict[str, bytes] | None = None
 
 
 FRESH_LIMIT = 64 * 1024  # stored outputs up to this size are handed on in memory within a process
@@ -150,9 +155,10 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
             finally:
                 CURRENT_SCRATCH.reset(token)
             fresh: dict[str, bytes] | None = {} if in_process else None
-            outputs, produced = _store_outputs(store, spec.outputs, value, fresh, scratch)
+            unwritten: dict[str, bytes] | None = {} if in_process and task.defer else None
+            outputs, produced = _store_outputs(store, spec.outputs, value, fresh, scratch, unwritten)
             result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced,
-                                fresh=fresh)
+                                fresh=fresh, unwritten=unwritten)
         except Exception as exc:
             logging.getLogger(__name__).debug("node %s failed", task.node_id, exc_info=True)
             result = TaskResult(
@@ -167,7 +173,11 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
             if scratch is not None:
                 scratch.remove()
     text = captured.text()
-    if text and store is not None:
+    if text and in_process and task.defer:
+        data = text.encode("utf-8", "replace")
+        result.log = digest_of(data)
+        result.unwritten = {**(result.unwritten or {}), result.log: data}
+    elif text and store is not None:
         try:
             result.log = store.blobs.put(text.encode("utf-8", "replace"))
         except Exception as exc:  # the node's own result matters more than its log
@@ -198,11 +208,13 @@ def _store_outputs(
     value: Any,
     fresh: dict[str, bytes] | None = None,
     scratch: Scratch | None = None,
+    unwritten: dict[str, bytes] | None = None,
 ) -> tuple[list[Artifact], dict[str, bytes]]:
     """Put each returned value by its output's kind; return the artifacts and the ephemeral bytes.
 
-    Small stored outputs are also added to ``fresh`` (by digest) when it is given; a file of the
-    node's own scratch folder is moved into the store.
+    Small stored outputs are also added to ``fresh`` (by digest) when it is given, and, when
+    ``unwritten`` is given, left to the caller to write (added to it); a file of the node's own
+    scratch folder is moved into the store.
     """
     if len(specs) == 0:
         return [], {}
@@ -222,6 +234,9 @@ def _store_outputs(
         if spec.kind == "persisted":
             if isinstance(encoded, os.PathLike) and scratch is not None and scratch.owns(encoded):
                 digest, size = store.blobs.put_moved(os.fspath(encoded))
+            elif unwritten is not None and isinstance(encoded, bytes) and len(encoded) <= FRESH_LIMIT:
+                digest, size = digest_of(encoded), len(encoded)
+                unwritten[digest] = encoded
             else:
                 digest, size = store.blobs.put_sized(encoded)
             outputs.append(Artifact.made(digest, spec.mime, size, spec.name))

@@ -159,7 +159,9 @@ def list_elements(run: RunState, artifact: Artifact) -> list[Artifact]:
 
 
 def value_bytes(run: RunState, artifact: Artifact) -> bytes:
-    return run.payload(artifact) if not artifact.stored else run.store.blobs.get(artifact.digest)
+    """The bytes of any artifact: from this process's memory where it has them (a blob still being
+    written behind, say), else from the store."""
+    return run.payload(artifact)
 
 
 def _dump(outputs: list[Artifact]) -> list[dict[str, Any]]:

@@ -15,18 +15,21 @@ point group; the built-ins are known in code (see :data:`KNOWN_IMPLEMENTATIONS`)
 from __future__ import annotations
 
 from .._errors import Damaged, NoHardLink
-from ._base import CHUNK_SIZE, SPOOL_LIMIT, SpooledStaging, Staging, StorageIO
+from ._base import CHUNK_SIZE, CONCURRENCY, SPOOL_LIMIT, Listed, Page, SpooledStaging, Staging, StorageIO
 from ._registry import ENTRY_POINT_GROUP, KNOWN_IMPLEMENTATIONS, Known, filesystem, storage_class, storage_classes
 from ._translate import damaged, too_large, translate
 
 __all__ = [
     "CHUNK_SIZE",
+    "CONCURRENCY",
     "ENTRY_POINT_GROUP",
     "KNOWN_IMPLEMENTATIONS",
     "SPOOL_LIMIT",
     "Damaged",
     "Known",
+    "Listed",
     "NoHardLink",
+    "Page",
     "SpooledStaging",
     "Staging",
     "StorageIO",

@@ -18,9 +18,11 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
-from typing import IO, Any, BinaryIO, cast
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any, BinaryIO, NamedTuple, TypeVar, cast
 
 from .._errors import NoHardLink, StoreError
 from ._translate import too_large, translate
@@ -29,6 +31,26 @@ CHUNK_SIZE = 4 * 1024 * 1024
 
 
 SPOOL_LIMIT = 8 * 1024 * 1024
+
+CONCURRENCY = 32  # requests a remote backend has in flight at once, by default (the ``concurrency`` option)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Listed(NamedTuple):
+    """One object of a listing: its path under the root, size, and the server's ETag where it gives one."""
+
+    rel: str
+    size: int
+    etag: str | None = None
+
+
+class Page(NamedTuple):
+    """Objects of one listing request, in name order; ``more`` if the listing goes on after them."""
+
+    objects: list[Listed]
+    more: bool
 
 
 class Staging:
@@ -63,6 +85,17 @@ class StorageIO:
       racing writers may each think they wrote first.
     - ``hard_links``: :meth:`LocalIO.link_new` and :meth:`LocalIO.touch` exist
       (local disk): a lease can then be a link to one file its run keeps fresh.
+    - ``remote``: each request is a round trip over a network (object stores),
+      so independent requests are worth sending together (:meth:`gather`) and
+      a listing that answers many questions at once beats one request per
+      question. False for local disk and memory, where a call costs microseconds.
+
+    - ``paged_listing``: :meth:`list_page` is one request for up to 1,000
+      names in name order (S3's ListObjectsV2), so a run may list a folder
+      instead of asking for each object in it; without it (the default) a
+      listing may cost a request per folder, and a run asks per object.
+
+    ``concurrency`` bounds the requests :meth:`gather` has in flight at once.
     """
 
     atomic_upload = False
@@ -71,6 +104,9 @@ class StorageIO:
     conditional_create = False
     exclusive_publish = False
     hard_links = False
+    remote = True
+    paged_listing = False
+    concurrency = CONCURRENCY
 
     def __init__(self, fs: Any, root: str) -> None:
         self.fs = fs
@@ -122,6 +158,52 @@ class StorageIO:
                 return float(self.fs.modified(path).timestamp())
             except NotImplementedError:
                 return None
+
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> Page:
+        """The objects under ``prefix`` whose paths sort after ``start_after``, at most ``limit`` of them.
+
+        One request where the backend pages its listings (S3); here, one
+        listing of the whole prefix, of which this returns the part asked for.
+        """
+        base = self.path(prefix).rstrip("/")
+        with translate("list", base):
+            try:
+                found: dict[str, Any] = self.fs.find(base, detail=True)
+            except FileNotFoundError:
+                found = {}
+        objects = sorted(
+            Listed(_rel(str(path), self.root), int(info.get("size") or 0), _etag(info))
+            for path, info in found.items()
+        )
+        after = [o for o in objects if o.rel > start_after]
+        return Page(after[:limit], len(after) > limit)
+
+    def gather(self, call: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``[call(item) for item in items]``, with up to ``concurrency`` calls at once where the store is remote.
+
+        Results come back in order; the first exception (after every call has
+        ended) is raised.
+        """
+        items = list(items)
+        if not self.remote or len(items) < 2 or self.concurrency < 2:
+            return [call(item) for item in items]
+        futures = [self._executor().submit(call, item) for item in items]
+        errors = [future.exception() for future in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
+
+    def submit(self, call: Callable[..., R], *args: Any) -> Any:
+        """Run ``call(*args)`` on this store's request threads; a Future."""
+        return self._executor().submit(call, *args)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        return _request_threads(max(1, self.concurrency))
+
+    def remove(self, rel: str) -> None:
+        """Delete ``rel`` if it exists, in as few requests as the backend allows (nothing is returned)."""
+        self.delete(rel)
 
     def walk(self, prefix: str) -> Iterator[str]:
         """Paths (relative to the root) of every file under ``prefix``, in no set order."""
@@ -227,6 +309,28 @@ class StorageIO:
         except (NotImplementedError, ValueError, StoreError):
             return False
         return True
+
+
+_POOLS: dict[int, tuple[int, ThreadPoolExecutor]] = {}  # size -> (the process that made it, the pool)
+_POOLS_LOCK = threading.Lock()
+
+
+def _request_threads(size: int) -> ThreadPoolExecutor:
+    """The process's threads for store requests, ``size`` of them, shared by every store that wants as many.
+
+    Threads are made as needed and kept: a store opened and dropped leaves none
+    behind. A forked child inherits the pool but not its threads: it makes its own.
+    """
+    with _POOLS_LOCK:
+        found = _POOLS.get(size)
+        if found is None or found[0] != os.getpid():
+            found = _POOLS[size] = (os.getpid(), ThreadPoolExecutor(size, thread_name_prefix="wfe-io"))
+        return found[1]
+
+
+def _etag(info: dict[str, Any]) -> str | None:
+    tag = info.get("ETag") or info.get("etag") or info.get("e_tag")
+    return str(tag).strip('"') if tag else None
 
 
 def _rel(path: str, root: str) -> str:

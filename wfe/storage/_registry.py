@@ -27,6 +27,7 @@ class Known(NamedTuple):
 
     target: str  # "module:Class"
     hint: str = ""
+    filesystem: str = ""  # "module.Class" of its fsspec filesystem, where fsspec itself does not know the protocol
 
 
 _S3 = Known("wfe_s3:S3IO", "s3 needs the s3 extra: pip install 'wfe[s3]'")
@@ -35,7 +36,11 @@ KNOWN_IMPLEMENTATIONS: dict[str, Known] = {
     "memory": Known("wfe.storage._memory:MemoryIO"),
     "s3": _S3,
     "s3a": _S3,
-    "supabase": Known("wfe_supabase:SupabaseIO", "supabase needs the supabase extra: pip install 'wfe[supabase]'"),
+    "supabase": Known(
+        "wfe_supabase:SupabaseIO",
+        "supabase needs the supabase extra: pip install 'wfe[supabase]'",
+        "wfe_supabase.SupabaseFileSystem",
+    ),
 }
 
 
@@ -76,13 +81,16 @@ def filesystem(protocol: str, options: dict[str, Any]) -> Any:
     # (fsspec.register_implementation(name, cls)) is in fsspec.registry.registry.
     from fsspec.registry import registry as runtime_registered
 
+    known_backend = KNOWN_IMPLEMENTATIONS.get(protocol)
+    if known_backend is not None and known_backend.filesystem and protocol not in fsspec.available_protocols():
+        # No installed metadata (a source checkout): register it as its package's entry point would.
+        fsspec.register_implementation(protocol, known_backend.filesystem, clobber=False)
     if protocol not in fsspec.available_protocols() and protocol not in runtime_registered:
         known = ", ".join(sorted(p for p in fsspec.available_protocols() if p in storage_classes()))
         raise StoreURLError(f"unknown store URL scheme {protocol!r}; known: {known}, or any installed fsspec protocol")
     try:
         return fsspec.filesystem(protocol, **options)
     except ImportError as exc:
-        known_backend = KNOWN_IMPLEMENTATIONS.get(protocol)
         if known_backend is not None and known_backend.hint:
             raise StoreURLError(f"{known_backend.hint} ({exc})") from None
         raise StoreURLError(f"the {protocol!r} backend needs a package that is not installed: {exc}") from None

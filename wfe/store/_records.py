@@ -65,7 +65,8 @@ class ConfigStore:
     def put_json(self, data: bytes, digest: str) -> None:
         """Store a config already in canonical JSON whose digest the caller took (the planner does)."""
         rel = record_path(self.PREFIX, digest)
-        if not self._io.exists(rel):
+        # Where the write itself refuses an existing config, one request instead of two.
+        if self._io.conditional_create or not self._io.exists(rel):
             self._io.write_bytes(rel, data, exclusive=True)
 
     def _remember(self, digest: str, data: bytes) -> None:
@@ -117,24 +118,45 @@ class ActionCache:
 
     def __init__(self, storage: StorageIO) -> None:
         self._io = storage
+        self.unreadable: set[str] = set()  # keys whose entry a lookup found but could not read: put replaces them
 
     def put(self, key: str, result: ActionResult, *, overwrite: bool = False) -> bool:
+        return self.put_encoded(key, self.encode(result), overwrite=overwrite)
+
+    @staticmethod
+    def encode(result: ActionResult) -> bytes:
+        """The bytes :meth:`put` stores for ``result``."""
+        return ActionResult.__pydantic_serializer__.to_json(result, exclude_none=True)
+
+    def put_encoded(self, key: str, data: bytes, *, overwrite: bool = False) -> bool:
+        """:meth:`put` for a result :meth:`encode` made already."""
         rel = record_path(self.PREFIX, key)
-        data = ActionResult.__pydantic_serializer__.to_json(result, exclude_none=True)
+        overwrite = overwrite or key in self.unreadable  # an entry nothing can read is repaired, not kept
         backend_refuses = self._io.conditional_create or self._io.exclusive_publish
         if not overwrite and not backend_refuses and self._io.exists(rel):
             return False  # an exclusive write would not know: check first
-        return self._io.write_bytes(rel, data, exclusive=not overwrite)
+        written = self._io.write_bytes(rel, data, exclusive=not overwrite)
+        self.unreadable.discard(key)
+        return written
 
     def lookup(self, key: str) -> ActionResult | None:
+        found = self.lookup_entry(key)
+        return None if found is None else found[0]
+
+    def lookup_entry(self, key: str) -> tuple[ActionResult, bytes] | None:
+        """Like :meth:`lookup`, with the entry's bytes as stored."""
         rel = record_path(self.PREFIX, key)
         try:
             data = self._io.read_bytes(rel, MAX_RECORD_BYTES)
-        except (FileNotFoundError, Damaged):  # a link, FIFO or huge file is an unreadable entry too
+        except FileNotFoundError:
+            return None
+        except Damaged:  # a link, FIFO or huge file is an unreadable entry too
+            self.unreadable.add(key)
             return None
         try:
-            return ActionResult.model_validate_json(data)
+            return ActionResult.model_validate_json(data), data
         except ValidationError:
+            self.unreadable.add(key)
             return None  # an unreadable entry is a miss; the next put repairs it
 
     def get(self, key: str) -> ActionResult:

@@ -15,7 +15,7 @@ Use :func:`s3_server` as a context manager::
         ...
         assert server.count("GET", "/blobs/") == 1
 
-Run as ``python -m conformance_tests._s3server`` it serves until killed and
+Run as ``python -m servers.s3`` it serves until killed and
 prints its port on the first line of stdout.
 """
 
@@ -121,7 +121,7 @@ def s3_server(bucket: str = "wfe-test", *, check_keys: bool = False) -> Iterator
     if check_keys:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"  # moto: authenticate every request
     process = subprocess.Popen(
-        [sys.executable, "-m", "conformance_tests._s3server"],
+        [sys.executable, "-m", "servers.s3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,

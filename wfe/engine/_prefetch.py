@@ -1,0 +1,172 @@
+"""Before a run on a remote store starts: what is cached, found with a few concurrent listings, not a request per node.
+
+On an object store every lookup is a round trip, and a chain's lookups
+cannot overlap (each key needs the previous output). So a run first takes
+the plan of the last run of its workflow (:mod:`wfe.store._plans`) as a
+prediction of every node's action key, and checks all of it at once:
+
+- the action entries: a listing shows which exist and, by ETag, whether
+  each still holds the exact bytes the plan recorded (those need no read);
+  an entry that changed is read, concurrently with the others;
+- the output blobs of those entries: a listing, or one HEAD each, sent
+  together, whichever takes fewer requests.
+
+A listing is one request per 1,000 names. The first page of a folder tells
+whether it is all there is, and if not, about how much more there is (names
+are digests, spread evenly); the rest is listed in sixteen ranges at once,
+unless asking for each wanted object takes fewer requests (as DVC chooses
+between listing a remote and asking for each file).
+
+What comes out is only ever used for keys that come out equal at run time,
+and a node whose entry or blobs were not confirmed takes the usual path: a
+wrong or stale plan costs requests, never a wrong result.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..storage._base import Listed, StorageIO
+from ..store._manifest import ActionResult
+from ..store._paths import BLOB_PREFIX, blob_path, digest_from_record_path, record_path
+from ..store._plans import Planned
+from ..store._store import Store
+
+log = logging.getLogger(__name__)
+
+ACTIONS = "actions"
+HEX = "0123456789abcdef"
+PAGE = 1000  # names per listing request (S3's most)
+
+
+@dataclass
+class Known:
+    """What the checks found: confirmed hits by action key, and (when listed whole) every action key there is."""
+
+    hits: dict[str, ActionResult] = field(default_factory=dict)
+    entries: dict[str, bytes] = field(default_factory=dict)  # action key -> its entry's bytes, for the next plan
+    action_keys: set[str] | None = None  # None: not listed whole, so a key missing here proves nothing
+    requests: int = 0
+
+
+def list_range(storage: StorageIO, prefix: str, after: str, before: str | None) -> list[Listed]:
+    """The objects under ``prefix`` named after ``after`` and before ``before``, a page (one request) at a time."""
+    found: list[Listed] = []
+    while True:
+        page = storage.list_page(prefix, after)
+        inside = [o for o in page.objects if before is None or o.rel < before]
+        found.extend(inside)
+        if not page.more or not page.objects or len(inside) < len(page.objects):
+            return found
+        after = page.objects[-1].rel
+
+
+class Listing(NamedTuple):
+    objects: dict[str, Listed]  # path under the root -> what the listing said
+    whole: bool  # everything under the prefix, not only the parts that hold what was wanted
+
+
+def _listed(storage: StorageIO, prefix: str, wanted: set[str], whole: bool, known: Known) -> Listing | None:
+    """The listing of ``prefix`` as far as it concerns ``wanted`` (all of it if ``whole``); None if asking is cheaper.
+
+    Names under ``prefix`` start with two hex digits (``actions/ab/…``), spread
+    evenly: the first page tells how many there are in all, and the rest is
+    listed as sixteen ranges (by the first digit) at once, each a page at a time.
+    """
+    if not storage.paged_listing:
+        return None  # a listing might cost a request per folder: ask for each object instead
+    first = storage.list_page(prefix)
+    known.requests += 1
+    objects = {o.rel: o for o in first.objects}
+    if not first.more or not first.objects:
+        return Listing(objects, True)
+    last = first.objects[-1].rel
+    covered = _fraction(last[len(prefix) + 1 : len(prefix) + 4])
+    estimate = len(first.objects) / max(covered, 1e-6)
+    digits = sorted({rel[len(prefix) + 1] for rel in wanted if rel > last}) if not whole else list(HEX)
+    pages = max(len(digits), int(estimate * (1 - covered)) // PAGE + 1)
+    if not whole and pages >= len([rel for rel in wanted if rel > last]):
+        return None  # asking for each object costs no more requests
+    ranges = []
+    for digit in digits:
+        start = f"{prefix}/{digit}"
+        stop = f"{prefix}/{HEX[HEX.index(digit) + 1]}" if digit != "f" else None
+        if stop is not None and stop <= last:
+            continue  # the first page had all of it
+        ranges.append((max(start, last), stop))
+    found = storage.gather(lambda bounds: list_range(storage, prefix, bounds[0], bounds[1]), ranges)
+    known.requests += sum(len(part) // PAGE + 1 for part in found)
+    for part in found:
+        objects.update((o.rel, o) for o in part)
+    return Listing(objects, whole)
+
+
+def _fraction(hex_digits: str) -> float:
+    """Where names starting with ``hex_digits`` sit in the space of all names, from 0 to 1."""
+    try:
+        return float((int(hex_digits, 16) + 1) / 16 ** len(hex_digits))
+    except ValueError:
+        return 1.0
+
+
+def prefetch(store: Store, plan: dict[str, Planned], unpredicted: int) -> Known:
+    """Confirm what ``plan`` predicts (see the module's docstring); ``unpredicted``: lookups it cannot help with.
+
+    With many of those, the whole action cache is listed once, so each is
+    answered without a request where the listing shows no entry.
+    """
+    known = Known()
+    storage = store.io
+    predicted = {p.key: p for p in plan.values()}
+    rels = {record_path(ACTIONS, key): key for key in predicted}
+    whole = unpredicted >= 2 * len(HEX)  # then listing the whole cache costs fewer requests than asking
+    if not rels and unpredicted < 2:
+        return known  # nothing a listing would save a request on
+    listing = _listed(storage, ACTIONS, set(rels), whole, known)
+    if listing is not None and listing.whole:
+        known.action_keys = {
+            key for rel in listing.objects if (key := digest_from_record_path(ACTIONS, rel)) is not None
+        }
+    unsure: list[str] = []
+    for rel, key in rels.items():
+        entry = listing.objects.get(rel) if listing is not None else None
+        if listing is not None and entry is None:
+            continue  # not there: a miss
+        planned = predicted[key]
+        result = planned.result() if entry is not None and entry.etag == planned.md5 else None
+        if result is None:
+            unsure.append(key)
+            continue
+        known.hits[key] = result
+        known.entries[key] = planned.entry
+    if unsure:  # there, but changed since the plan (or the listing gives no MD5): read them, together
+        found = storage.gather(store.actions.lookup_entry, unsure)
+        known.requests += len(unsure)
+        for key, pair in zip(unsure, found, strict=True):
+            if pair is not None:
+                known.hits[key], known.entries[key] = pair
+    _drop_missing_outputs(store, known)
+    log.debug("prefetch: %d of %d predicted hits confirmed in %d requests", len(known.hits), len(predicted),
+              known.requests)
+    return known
+
+
+def _drop_missing_outputs(store: Store, known: Known) -> None:
+    """Keep only the hits whose stored outputs all exist."""
+    wanted = {blob_path(a.digest) for result in known.hits.values() for a in result.outputs if a.stored}
+    if not wanted:
+        return
+    listing = _listed(store.io, BLOB_PREFIX, wanted, False, known)
+    if listing is not None:
+        there = {rel for rel in wanted if rel in listing.objects}
+    else:
+        ordered = sorted(wanted)
+        answers = store.io.gather(store.io.exists, ordered)
+        known.requests += len(ordered)
+        there = {rel for rel, exists in zip(ordered, answers, strict=True) if exists}
+    for key in [k for k, r in known.hits.items() if any(blob_path(a.digest) not in there for a in r.outputs
+                                                         if a.stored)]:
+        del known.hits[key]
+        del known.entries[key]
