@@ -85,10 +85,14 @@ def _listed(storage: StorageIO, prefix: str, wanted: set[str], whole: bool, know
     last = first.objects[-1].rel
     covered = _fraction(last[len(prefix) + 1 : len(prefix) + 4])
     estimate = len(first.objects) / max(covered, 1e-6)
-    digits = sorted({rel[len(prefix) + 1] for rel in wanted if rel > last}) if not whole else list(HEX)
+    beyond = sorted(rel for rel in wanted if rel > last)  # what the first page could not answer
+    digits = sorted({rel[len(prefix) + 1] for rel in beyond}) if not whole else list(HEX)
     pages = max(len(digits), int(estimate * (1 - covered)) // PAGE + 1)
-    if not whole and pages >= len([rel for rel in wanted if rel > last]):
-        return None  # asking for each object costs no more requests
+    if not whole and pages >= len(beyond):  # asking for each of those costs no more requests
+        answers = storage.gather(storage.exists, beyond)
+        known.requests += len(beyond)
+        objects.update((rel, Listed(rel, 0)) for rel, there in zip(beyond, answers, strict=True) if there)
+        return Listing(objects, False)
     ranges = []
     for digit in digits:
         start = f"{prefix}/{digit}"
