@@ -244,6 +244,7 @@ def one_error(code: int, err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @RANDOM
 @given(document=documents, as_json=st.booleans())
 def test_random_workflow_graphs_load_draw_and_run_or_give_one_error(

@@ -312,6 +312,7 @@ def fan_out(folder: Path, n: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_writes_queued_leaves_no_entry_without_its_blobs(s3: S3Server, tmp_path: Path) -> None:
     workflow = fan_out(tmp_path / "project", 400)
     url = s3.url(f"killed-{uuid.uuid4().hex[:8]}")
@@ -358,6 +359,7 @@ SLOW = textwrap.dedent(
 STEPS = 16  # 0.4 s each: the first run is still going when the second has started (about 1 s)
 
 
+@pytest.mark.slow
 def test_a_run_that_finds_another_running_alone_computes_nothing_twice(s3: S3Server, tmp_path: Path) -> None:
     calls = tmp_path / "calls.txt"
     calls.touch()

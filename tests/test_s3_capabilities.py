@@ -337,6 +337,7 @@ def test_gc_verify_and_sync_leave_the_record_alone(server: S3Server, tmp_path: P
     assert not [p for p in (tmp_path / "copy").rglob("*") if "capabilit" in p.name]  # another store probes its own
 
 
+@pytest.mark.slow
 def test_check_store_says_what_the_server_lacks_in_one_line(
     server: S3Server, proxy: IgnoringProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wfe_cli: Any
 ) -> None:
