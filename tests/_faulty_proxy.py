@@ -98,10 +98,12 @@ class FaultyProxy:
             self.injected.clear()
             self.requests = 0
 
+    handler: type[_Handler]  # the request handler; a subclass may forward requests differently
+
     def start(self) -> FaultyProxy:
         proxy = self
 
-        class Handler(_Handler):
+        class Handler(self.handler):  # type: ignore[name-defined,misc]
             owner = proxy
 
         self._stopped.clear()
@@ -320,3 +322,6 @@ def plain_http_server(kind: str, folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+FaultyProxy.handler = _Handler

@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +56,7 @@ class _WithoutIfNoneMatch(_Handler):
 class IgnoringProxy(FaultyProxy):
     """An endpoint in front of moto that ignores ``If-None-Match``: a second create-only PUT replaces the object."""
 
-    def start(self) -> IgnoringProxy:
-        proxy = self
-
-        class Handler(_WithoutIfNoneMatch):
-            owner = proxy
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
+    handler = _WithoutIfNoneMatch
 
 
 @pytest.fixture(scope="module")
