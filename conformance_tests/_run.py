@@ -25,7 +25,7 @@ class TestOutcome:
     name: str  # the test function's name, e.g. test_put_is_idempotent
     part: str
     outcome: str  # passed, failed or skipped
-    detail: str = ""  # for a failure, pytest's report (with hypothesis' falsifying example)
+    detail: str = ""  # for a failure, pytest's report (with hypothesis' falsifying example); for a skip, why
 
 
 @dataclass
@@ -75,6 +75,8 @@ class _Collector:
             part = os.path.basename(module).removeprefix("test_").removesuffix(".py")
             name = test.split("[", 1)[0]
             detail = report.longreprtext if report.outcome == "failed" else ""
+            if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
+                detail = str(report.longrepr[2]).removeprefix("Skipped: ")
             self.outcomes.append(TestOutcome(name, part, report.outcome, detail))
 
 

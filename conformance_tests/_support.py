@@ -156,8 +156,11 @@ def raw_exists(store: Store, rel: str) -> bool:
     return bool(raw_fs(store).exists(raw_path(store, rel)))
 
 
+BACKEND_RECORDS = "capabilities/"  # a backend's own notes on its server (S3's probe record), not the store's data
+
+
 def raw_files(store: Store) -> set[str]:
-    """Paths relative to the store root of every file the filesystem lists."""
+    """Paths relative to the store root of every file the filesystem lists, but the backend's own records."""
     fs = raw_fs(store)
     root = store.io.root
     try:
@@ -170,7 +173,7 @@ def raw_files(store: Store) -> set[str]:
         path = str(path)
         stripped = fs._strip_protocol(path)
         out.add(stripped[len(prefix) :] if prefix and stripped.startswith(prefix) else stripped.lstrip("/"))
-    return out
+    return {path for path in out if not path.startswith(BACKEND_RECORDS)}
 
 
 def remove_store(store: Store) -> None:

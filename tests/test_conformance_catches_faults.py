@@ -23,8 +23,10 @@ CATCHERS = {
     # Racing writers can also catch a torn record half-written.
     "faulty-torn": {
         "test_no_partial_blob_visible_while_put_is_in_flight",
-        "test_concurrent_action_puts_from_threads",
-        "test_concurrent_action_puts_from_processes",
+        "test_concurrent_action_puts_from_threads_keep_one_of_the_results",
+        "test_concurrent_action_puts_from_threads_first_result_wins",
+        "test_concurrent_action_puts_from_processes_keep_one_of_the_results",
+        "test_concurrent_action_puts_from_processes_first_result_wins",
         "test_concurrent_puts_from_threads",
         "test_concurrent_puts_from_processes",
         "test_concurrent_config_puts_from_threads",
@@ -35,7 +37,8 @@ CATCHERS = {
     "faulty-listing": {
         "test_action_exists_delete_and_iterate_agree",
         "test_action_state_machine",
-        "test_concurrent_action_puts_from_threads",
+        "test_concurrent_action_puts_from_threads_keep_one_of_the_results",
+        "test_concurrent_action_puts_from_threads_first_result_wins",
         "test_exists_delete_and_iterate_agree",
         "test_concurrent_puts_from_threads",
         "test_concurrent_puts_from_processes",
@@ -94,6 +97,27 @@ def test_suite_passes_on_the_same_filesystem_without_faults(tmp_path: Path) -> N
     assert {o.part for o in result.outcomes} == {"blobs", "functions", "configs", "actions", "runs"}
     # Shared on disk, so the multi-process properties ran too.
     assert "test_concurrent_puts_from_processes" in {o.name for o in result.outcomes if o.outcome == "passed"}
+    # A generic filesystem cannot refuse a second writer: what rests on that is skipped, saying so.
+    skipped = {o.name: o.detail for o in result.outcomes if o.outcome == "skipped"}
+    assert set(skipped) == {
+        "test_concurrent_action_puts_from_threads_first_result_wins",
+        "test_concurrent_action_puts_from_processes_first_result_wins",
+    }
+    assert all(why.startswith("the backend lacks create-if-absent writes") for why in skipped.values()), skipped
+
+
+def test_check_store_says_why_it_skipped_a_property(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import conformance_tests._run as suite
+
+    real = suite.run_suite
+    only = ["-k", "concurrent_action_puts_from_threads"]
+    monkeypatch.setattr(suite, "run_suite", lambda url, **kw: real(url, **{**kw, "extra_args": only}))
+    code = main(["check-store", _url("faultless"), "--store-option", f"base={tmp_path}"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "actions    ok    1 passed, 1 skipped" in out, out
+    assert "  skipped 1: the backend lacks create-if-absent writes: first-result-wins and leases are not held" in out
 
 
 def test_check_store_passes_on_memory(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ from wfe.ops._rerun import rerun
 from wfe.ops._sync import sync
 from wfe.ops._verify import run_references, verify_store
 from wfe.store._blobs import BlobStore
-from wfe.store._paths import blob_path
+from wfe.store._paths import blob_path, record_path
 
 
 def referenced(store: wfe.Store, run_id: str) -> set[str]:
@@ -251,6 +251,22 @@ def test_sync_skips_a_corrupt_source_blob_and_the_run_that_needs_it(tmp_path: Pa
 
     assert not report.ok and any(bad in f for f in report.failures)
     assert not destination.blobs.exists(bad) and list(destination.runs) == []
+    assert verify_store(destination).clean
+
+
+def test_sync_reports_an_action_entry_it_cannot_read_in_the_source(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    source = wfe.open_store(str(tmp_path / "store"))
+    wfe.run(project.workflow, source)
+    keys = sorted(source.actions)
+    damaged = tmp_path / "store" / record_path("actions", keys[0])
+    damaged.write_text("{not json")
+    destination = wfe.open_store(str(tmp_path / "copy"))
+
+    report = sync(source, destination)
+
+    assert report.failures == [f"action {keys[0]}: not readable in the source (damaged, or deleted meanwhile)"]
+    assert sorted(destination.actions) == keys[1:] and report.copied["actions"] == len(keys) - 1
     assert verify_store(destination).clean
 
 

@@ -343,5 +343,6 @@ def test_check_store_says_what_the_server_lacks_in_one_line(
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[1] == "capabilities: sharing between processes"
-    assert [line for line in lines if "lacks" in line] == [LACKS]
-    assert any(line.startswith("actions") and " ok " in line for line in lines), done.stdout
+    assert [line for line in lines if line.startswith("lacks")] == [LACKS]
+    assert any(line.startswith("actions") and " ok " in line and "2 skipped" in line for line in lines), done.stdout
+    assert f"  skipped 2: the backend {LACKS}" in lines, done.stdout  # the properties that rest on it, and why

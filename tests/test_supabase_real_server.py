@@ -19,15 +19,17 @@ why, where it cannot be had.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _races import put_first_results, result_of
 from servers.supabase_fixtures import WRONG_KEY
 from servers.supabase_storage import Server
 from wfe_supabase import BucketNotFoundError, SupabaseFileSystem, SupabaseStorageError
@@ -234,3 +236,40 @@ def test_the_python_api_reruns_all_cached(server: Server, bucket: str) -> None:
     assert [node.outputs for node in second.manifest.nodes.values()] == [
         node.outputs for node in first.manifest.nodes.values()
     ]
+
+
+# what the backend promises for Supabase, where every writer is a process of its own
+
+
+@pytest.mark.slow  # 8 processes x 50 turns: the second tier
+def test_racing_first_writes_of_an_action_entry_from_eight_processes_have_one_winner(server: Server,
+                                                                                     bucket: str) -> None:  # fmt: skip
+    writers, turns = 8, 50
+    url = f"supabase://{bucket}/processes"
+    options = {"storage_url": server.storage_url, "key": server.service_key}
+    keys = [digest_of(f"action {turn}".encode()) for turn in range(turns)]
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(writers)
+    with ProcessPoolExecutor(writers, mp_context=context) as pool:
+        futures = [pool.submit(put_first_results, url, options, w, keys, barrier) for w in range(writers)]
+        won = [future.result(timeout=300) for future in futures]  # won[writer][turn]
+    store = _store(server, url)
+    for turn, key in enumerate(keys):
+        winners = [writer for writer in range(writers) if won[writer][turn]]
+        assert len(winners) == 1, f"turn {turn}: writers {winners} all claim to have won"
+        assert store.actions.get(key).function == result_of(winners[0]).function  # the winner's result is kept
+    assert sorted(store.actions) == sorted(keys)
+    assert server.keys(bucket, "processes/tmp/") == []  # the losers' staged uploads are gone
+
+
+@pytest.mark.slow  # the whole conformance suite through the command line: about two minutes
+def test_check_store_passes_on_the_real_server_and_names_its_capabilities(server: Server, bucket: str,
+                                                                          wfe_cli: Any) -> None:  # fmt: skip
+    done = wfe_cli("check-store", f"supabase://{bucket}/check", f"--store-option=storage_url={server.storage_url}",
+                   f"--store-option=key={server.service_key}")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1] == "capabilities: create-if-absent writes, sharing between processes"
+    assert not [line for line in lines if "lacks" in line or "skipped" in line or "FAIL" in line], done.stdout
+    assert lines[-1] == f"all properties hold on supabase://{bucket}/check"
+    assert server.service_key not in done.stdout + done.stderr

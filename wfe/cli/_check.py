@@ -74,12 +74,23 @@ def check_main(args: argparse.Namespace) -> int:
             print(f"  failed: {outcome.name}")
             for line in _counterexample(outcome.detail):
                 print(f"    {line}")
+        for reason, names in _skip_reasons(outcomes).items():
+            print(f"  skipped {len(names)}: {reason}")
     failures = len(result.failed)
     if failures or result.exit_code:
         print(f"{failures} propert{'y' if failures == 1 else 'ies'} failed on {args.url}")
         return EXIT_FAILED
     print(f"all properties hold on {args.url}")
     return EXIT_OK
+
+
+def _skip_reasons(outcomes: list[Any]) -> dict[str, list[str]]:
+    """The tests skipped, by the reason given (the same reason once, however many tests it skipped)."""
+    reasons: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if outcome.outcome == "skipped":
+            reasons.setdefault(outcome.detail or "no reason given", []).append(outcome.name)
+    return reasons
 
 
 def _counterexample(report: str, limit: int = 30) -> list[str]:

@@ -188,8 +188,9 @@ def _copy_actions(
             report.present["actions"] += 1
             continue
         result = source.actions.lookup(key)
-        if result is None:
-            continue  # unreadable in the source, or gone: nothing to copy
+        if result is None:  # nothing to copy, but say so: an entry lost on the way is not a quiet miss
+            report.failures.append(f"action {key}: not readable in the source (damaged, or deleted meanwhile)")
+            continue
         if not all(a.digest in arrived or destination.blobs.exists(a.digest) for a in result.outputs if a.stored):
             report.failures.append(f"action {key}: an output blob did not arrive")
             continue
