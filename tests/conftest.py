@@ -60,3 +60,20 @@ def pytest_wfe_conformance_backends(config: pytest.Config) -> list[Any]:
     from servers.backends import WITH_SERVERS
 
     return list(WITH_SERVERS)
+
+
+@pytest.fixture(autouse=True)
+def _memory_filesystem_left_as_found() -> Any:
+    """What a test put in the process-wide ``memory://`` filesystem goes with it.
+
+    fsspec's memory filesystem is one dict for the whole process and lists by
+    scanning all of it: objects left by one test would slow every later
+    listing of every ``memory://`` store (the conformance suite's among them).
+    """
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    kept, dirs = set(MemoryFileSystem.store), list(MemoryFileSystem.pseudo_dirs)
+    yield
+    for path in set(MemoryFileSystem.store) - kept:
+        del MemoryFileSystem.store[path]
+    MemoryFileSystem.pseudo_dirs[:] = dirs

@@ -3,8 +3,6 @@ written outside the store root."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
@@ -14,11 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
+from _cli import run_in_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wfe
-from wfe.cli import main
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "sales"
 EXAMPLE_DOC = yaml.safe_load((EXAMPLE_DIR / "workflow.yaml").read_text())
@@ -37,13 +35,9 @@ nasty_text = st.one_of(
 
 
 def cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as exc:  # argparse exits for usage errors
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+    # isolated as a new process would be: the workflow's module is not left imported for the next test
+    done = run_in_process(args, Path.cwd(), dict(os.environ))
+    return done.returncode, done.stdout, done.stderr
 
 
 def files_under(root: Path) -> set[str]:
