@@ -207,3 +207,16 @@ def test_cat_prints_nothing_of_a_damaged_blob(tmp_path: Path, wfe_cli: Cli) -> N
     out = wfe_cli("cat", digest, "--store", str(tmp_path / "store"))
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith(f"error: integrity check failed for {digest}")
+
+
+@pytest.mark.parametrize("url", ["local", "memory://listing-pages"])
+def test_a_listing_page_is_in_name_order_and_says_whether_more_follow(url: str, tmp_path: Path) -> None:
+    store = wfe.open_store(str(tmp_path / "store") if url == "local" else url)
+    digests = sorted(store.blobs.put(f"blob {i}".encode()) for i in range(7))
+    rels = [f"blobs/sha256/{d[7:9]}/{d[9:]}" for d in digests]
+    first = store.io.list_page("blobs", limit=3)
+    assert [o.rel for o in first.objects] == rels[:3] and first.more
+    assert all(o.size == len(b"blob 0") for o in first.objects)
+    rest = store.io.list_page("blobs", start_after=rels[2], limit=10)
+    assert [o.rel for o in rest.objects] == rels[3:] and not rest.more
+    assert store.io.list_page("nothing-here").objects == []

@@ -62,7 +62,8 @@ def check_run(tmp: Path, raw: bytes, suffix: str) -> None:
     before = outside_store(tmp)
     code, _out, err = cli(["run", str(workflow), "--store", str(tmp / "store"), "--json"])
     assert code in (0, 1, 2), (code, err)
-    assert "Traceback" not in err
+    # wfe itself never crashes; a traceback is only ever a node's own, under the line naming the node
+    assert "Traceback" not in err or (code == 1 and err.lstrip().startswith("--- node ")), err
     if code == 2:
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), err

@@ -47,6 +47,10 @@ class InvalidNameError(WfeError, ValueError):
     """A name (node, function, workflow, run) that cannot be stored."""
 
 
+class AddressError(WfeError, ValueError):
+    """Text that is not an address: neither ``RUN:NODE[:PORT]`` nor a digest (or a long enough prefix of one)."""
+
+
 class NotFoundError(WfeError, LookupError):
     """A record (config, action, run, function) does not exist."""
 

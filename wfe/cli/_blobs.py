@@ -1,4 +1,4 @@
-"""``wfe cat DIGEST`` and ``wfe put FILE``."""
+"""``wfe cat ADDRESS`` (``RUN:NODE[:PORT]``, a digest or a digest prefix) and ``wfe put FILE``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from . import EXIT_OK, add_common_flags, add_store_argument, store_from_args
 
 
 def register(subparsers: Any) -> None:
-    cat = subparsers.add_parser("cat", help="write a blob to stdout or a file (verified)")
-    cat.add_argument("digest")
+    cat = subparsers.add_parser("cat", help="write an output or a blob to stdout or a file (verified)")
+    cat.add_argument("digest", metavar="ADDRESS",
+                     help="RUN:NODE[:PORT] (RUN a run id, a unique prefix of one, or 'latest'), a digest, "
+                     "or a unique digest prefix of at least 12 hex characters")
     cat.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     add_store_argument(cat)
     add_common_flags(cat)
@@ -32,10 +34,21 @@ WHOLE_READ_LIMIT = 64 * 1024 * 1024  # blobs up to this size are verified whole 
 
 
 def cat_main(args: argparse.Namespace) -> int:
-    from ..store._digest import validate_digest
+    from ..ops._address import parse_address, read_bytes, resolve
 
-    digest = validate_digest(args.digest)
+    parse_address(args.digest)  # a malformed address fails before the store is opened
     store = store_from_args(args)
+    artifact = resolve(store, args.digest).artifact
+    digest = artifact.digest
+    if not artifact.stored:  # an inline value (verified against its digest), or an ephemeral output: an error
+        data = read_bytes(store, artifact)
+        if args.output:
+            with open(args.output, "wb") as target:
+                target.write(data)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        return EXIT_OK
     if args.output:
         store.blobs.export(digest, args.output)
         return EXIT_OK

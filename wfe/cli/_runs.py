@@ -1,4 +1,4 @@
-"""``wfe runs``, ``wfe show RUN``, ``wfe rerun RUN`` and ``wfe explain RUN NODE``."""
+"""``wfe runs``, ``wfe show RUN[:NODE[:PORT]]``, ``wfe rerun RUN`` and ``wfe explain RUN NODE`` (or ``RUN:NODE``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from . import EXIT_FAILED, EXIT_OK, add_common_flags, add_store_argument, store_
 from ._run import add_execution_flags
 
 RUN_HELP = "run id, a unique prefix of one, or 'latest'"
+ADDRESS_HELP = RUN_HELP + "; RUN:NODE[:PORT] for one node (and output)"
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +29,7 @@ def register(subparsers: Any) -> None:
     runs.set_defaults(handler=runs_main)
 
     show = subparsers.add_parser("show", help="show a run: every node's status, key, inputs and outputs")
-    show.add_argument("run", help=RUN_HELP)
+    show.add_argument("run", metavar="RUN[:NODE[:PORT]]", help=ADDRESS_HELP)
     show.add_argument("--json", action="store_true", help="print the run manifest as JSON")
     show.add_argument("--no-logs", action="store_true", help="do not print captured node logs")
     add_store_argument(show)
@@ -55,8 +56,8 @@ def register(subparsers: Any) -> None:
     rerun.set_defaults(handler=rerun_main)
 
     explain = subparsers.add_parser("explain", help="why a node ran instead of coming from the cache")
-    explain.add_argument("run", help=RUN_HELP)
-    explain.add_argument("node", help="node id")
+    explain.add_argument("run", metavar="RUN[:NODE]", help=RUN_HELP + "; or RUN:NODE, without a NODE argument")
+    explain.add_argument("node", nargs="?", help="node id (or give RUN:NODE)")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
     add_store_argument(explain)
     add_common_flags(explain)
@@ -101,6 +102,8 @@ def show_main(args: argparse.Namespace) -> int:
     from ..ops._history import load_run, shown_status
 
     store = store_from_args(args)
+    if ":" in args.run:
+        return _show_node(args, store)
     manifest = load_run(store, args.run)
     status = shown_status(manifest)
     if args.json:
@@ -117,19 +120,53 @@ def show_main(args: argparse.Namespace) -> int:
     if extra.get("rerun_of"):
         print(f"rerun of {extra['rerun_of']}")
     for node_id, record in manifest.nodes.items():
-        print(f"\n{node_id}: {record.status}  {_duration(record.duration)}")
-        if record.function:
-            print(f"  function   {record.function}  version {record.version}")
-            print(f"  config     {record.config}")
-            print(f"  action key {record.action_key}")
-        for position, artifact in enumerate(record.inputs, start=1):
-            print(f"  input {position}    {artifact.digest}  {artifact.mime}  {artifact.size} B")
-        for artifact in record.outputs:
-            print(f"  output     {artifact.digest}  {artifact.mime}  {artifact.size} B")
-        if record.error:
-            print(f"  error      {record.error}")
-        if record.log and not args.no_logs:
-            _print_log(store, record.log)
+        print()
+        _print_node(store, node_id, record, record.outputs, logs=not args.no_logs)
+    return EXIT_OK
+
+
+def _print_node(store: Any, node_id: str, record: Any, outputs: list[Any], *, logs: bool) -> None:
+    print(f"{node_id}: {record.status}  {_duration(record.duration)}")
+    if record.function:
+        print(f"  function   {record.function}  version {record.version}")
+        print(f"  config     {record.config}")
+        print(f"  action key {record.action_key}")
+    for position, artifact in enumerate(record.inputs, start=1):
+        print(f"  input {position}    {artifact.digest}  {artifact.mime}  {artifact.size} B")
+    for artifact in outputs:
+        port = f"  port {artifact.name}" if artifact.name else ""
+        print(f"  output     {artifact.digest}  {artifact.mime}  {artifact.size} B{port}")
+    if record.error:
+        print(f"  error      {record.error}")
+    if record.log and logs:
+        _print_log(store, record.log)
+
+
+def _show_node(args: argparse.Namespace, store: Any) -> int:
+    """``wfe show RUN:NODE[:PORT]``: one node of a run (and only the output at PORT)."""
+    from ..ops._address import parse_address, pick_output, resolve_node
+
+    address = parse_address(args.run)
+    if address.node is None:
+        from .._errors import AddressError
+
+        raise AddressError(f"{args.run!r} is a digest; `wfe show` takes RUN or RUN:NODE[:PORT]")
+    node_text = f"{address.run}:{address.node}"
+    manifest, node_id = resolve_node(store, node_text)
+    record = manifest.nodes[node_id]
+    outputs = [pick_output(manifest, node_id, address.port)] if address.port is not None else record.outputs
+    if args.json:
+        from pydantic import TypeAdapter
+
+        from ..store._manifest import NodeRecord
+
+        shown = {"run_id": manifest.run_id, "node": node_id,
+                 **TypeAdapter(NodeRecord).dump_python(record, mode="json", exclude_none=True)}
+        shown["outputs"] = [a.model_dump(mode="json", exclude_none=True) for a in outputs]
+        print(json.dumps(shown, indent=2))
+        return EXIT_OK
+    print(f"run {manifest.run_id}  workflow {manifest.workflow}")
+    _print_node(store, node_id, record, outputs, logs=not args.no_logs)
     return EXIT_OK
 
 
@@ -177,7 +214,13 @@ def explain_main(args: argparse.Namespace) -> int:
     from ..ops._explain import explain
 
     store = store_from_args(args)
-    found = explain(store, args.run, args.node)
+    if args.node is None:
+        from ..ops._address import resolve_node
+
+        manifest, node_id = resolve_node(store, args.run)
+        found = explain(store, manifest.run_id, node_id)
+    else:
+        found = explain(store, args.run, args.node)
     if args.json:
         print(json.dumps(found.__dict__, indent=2))
     else:

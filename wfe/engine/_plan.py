@@ -23,6 +23,7 @@ from ..graph._functions import Registered, load_workflow_modules, resolve
 from ..graph._load import load_workflow, parse_workflow
 from ..graph._mime import mime_base, mime_matches
 from ..graph._model import LoopSpec, Node, WorkflowGraph
+from ..graph._signature import check_call
 from ..store._digest import canonical_json, digest_json, digest_of, is_digest
 
 NodeKind = Literal["input", "file", "function", "map", "workflow", "loop"]
@@ -121,6 +122,7 @@ def plan(
         if node.function is not None:
             entry = resolve(node.function)
             kind: NodeKind = "map" if node.map else "function"
+            check_call(node_id, entry.name, entry.func, len(entry.inputs), node.config)
             if kind == "map":
                 if not entry.spec.inputs:
                     raise WorkflowError(f"mapped node {node_id!r}: {entry.name} takes no input to map over")

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._errors import WfeError, WorkflowError
 from ..graph._functions import load_workflow_modules
@@ -40,6 +40,9 @@ from ._task import Task, TaskResult, element_bytes, run_task
 from ._units import Pending
 from ._writer import WriteBehind
 
+if TYPE_CHECKING:
+    from ..graph._builder import Workflow
+
 EventHandler = Callable[[str, NodeRecord], None]
 MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes on
 POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
@@ -54,6 +57,14 @@ __all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan",
 
 @dataclass
 class RunResult:
+    """A finished run: its manifest, the store it ran on, and its outputs read back by node (and port).
+
+    ``result["node"]`` and ``result.value("node", port="p")`` decode an output
+    by its MIME type; ``result.path("node")`` is a verified read-only copy on
+    local disk. An unknown node or port, a node that failed or was skipped, and
+    a node of several outputs without a port are one-line NotFoundErrors.
+    """
+
     manifest: RunManifest
     store: Store
 
@@ -70,7 +81,37 @@ class RunResult:
         return self.manifest.status == "succeeded"
 
     def outputs(self, node_id: str) -> list[Artifact]:
-        return self.manifest.nodes[node_id].outputs
+        """Every output artifact of a node (none for one that failed or was skipped)."""
+        from ..ops._address import node_record
+
+        return node_record(self.manifest, node_id).outputs
+
+    def output(self, node_id: str, port: str | None = None) -> Artifact:
+        """The artifact of one output: ``port`` may be left out for a node with a single output."""
+        from ..ops._address import pick_output
+
+        return pick_output(self.manifest, node_id, port)
+
+    def value(self, node_id: str, port: str | None = None) -> Any:
+        """One output, verified and decoded by its MIME type's codec (JSON, text, bytes, or a registered codec)."""
+        from ..ops._address import read_value
+
+        return read_value(self.store, self.output(node_id, port))
+
+    def __getitem__(self, node_id: str) -> Any:
+        """``result["node"]``: the node's one output, decoded (see :meth:`value`)."""
+        return self.value(node_id)
+
+    def path(self, node_id: str, port: str | None = None) -> Path:
+        """A local, read-only copy of one output, its bytes checked against the digest.
+
+        Never the store's own file: the copy lives in a private folder of this
+        process, removed when the process exits (copy it elsewhere to keep it).
+        IntegrityError if the stored bytes do not match.
+        """
+        from ..ops._address import verified_copy
+
+        return verified_copy(self.store, self.output(node_id, port))
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.manifest.run_id, "status": self.manifest.status, "nodes": dict(self.nodes_json())}
@@ -99,7 +140,7 @@ class RunResult:
 
 
 def run(
-    workflow: WorkflowGraph | str | os.PathLike[str],
+    workflow: Workflow | WorkflowGraph | str | os.PathLike[str],
     store: Store | str | None = None,
     *,
     base_dir: str | os.PathLike[str] | None = None,
@@ -126,7 +167,15 @@ def run(
     A file node reads a regular file inside the workflow's folder (``base_dir``),
     or inside one of ``allow_paths`` (files or folders); any other is a WorkflowError
     before anything runs.
+
+    A ``wfe.Workflow`` runs as its graph, in its ``base_dir`` unless ``base_dir`` is given.
     """
+    from ..graph._builder import Workflow
+
+    if isinstance(workflow, Workflow):
+        store = store if isinstance(store, Store) else open_store(store)
+        base_dir = base_dir if base_dir is not None else workflow.base_dir
+        workflow = workflow.prepare_run(store, executor)
     if isinstance(workflow, WorkflowGraph):
         graph = workflow
         folder = Path(base_dir) if base_dir is not None else Path.cwd()

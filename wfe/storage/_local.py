@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import IO, Any, BinaryIO
 
 from .._errors import NoHardLink
-from ._base import Staging, StorageIO
+from ._base import Listed, Page, Staging, StorageIO
 from ._translate import damaged, raise_os_error, too_large, translate
 
 
@@ -218,6 +218,15 @@ class LocalIO(StorageIO):
                     raise damaged(entry.path, stat.S_IFLNK)
                 else:
                     yield rel
+
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> Page:
+        """The entries under ``prefix`` named after ``start_after``, in name order, at most ``limit`` of them."""
+        names = sorted(rel for rel in self.walk(prefix) if rel > start_after)
+        objects = []
+        for rel in names[:limit]:
+            with contextlib.suppress(FileNotFoundError):  # removed since it was listed
+                objects.append(Listed(rel, self._lstat(rel).st_size))
+        return Page(objects, len(names) > limit)
 
     def stage(self) -> Staging:
         return _LocalStaging(self)
