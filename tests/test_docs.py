@@ -130,3 +130,17 @@ def test_every_page_is_in_the_nav_and_linked_from_the_readme() -> None:
     linked = set(re.findall(r"\]\(docs/([\w/-]+\.md)\)", README.read_text(encoding="utf-8")))
     assert linked <= on_disk, f"README links to pages that do not exist: {sorted(linked - on_disk)}"
     assert on_disk <= linked, f"pages the README does not link to: {sorted(on_disk - linked)}"
+
+
+def test_the_readmes_python_quickstart_prints_what_its_comments_say(tmp_path: Path) -> None:
+    import subprocess
+
+    (code,) = [body for lang, body in FENCE.findall(section(README.read_text(), "## Quickstart in Python"))
+               if lang == "python"]  # fmt: skip
+    said = [line.split("#")[-1].strip() for line in code.splitlines() if line.startswith("print(")]
+    assert said and all(said)  # every print says what it prints
+    (tmp_path / "quickstart.py").write_text(code)
+    done = subprocess.run([sys.executable, "quickstart.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == said
