@@ -1,4 +1,4 @@
-"""A node's call is checked against its function's signature before anything runs."""
+"""Errors before anything runs: a node's call against its function's signature, a graph made in Python."""
 
 from __future__ import annotations
 
@@ -75,3 +75,23 @@ def test_a_misspelt_config_key_fails_the_run_before_anything_runs(tmp_path: Path
         "(parameters: months); did you mean 'months'?"
     ]
     assert not store.exists() or not [p for p in store.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(("nodes", "message"), [
+    ([{"id": "../x", "function": "f"}], "nodes.0.id: invalid node id '../x'"),
+    ([], "nodes: List should have at least 1 item"),
+    ([{"id": "a", "function": "f", "confg": {}}], "nodes.0.confg: unknown key"),
+    ([{"id": "a", "function": "f"}, {"id": "a", "function": "f"}], "duplicate node id 'a'"),
+])  # fmt: skip
+def test_a_bad_graph_made_in_python_is_a_one_line_workflow_error(nodes: list[Any], message: str) -> None:
+    with pytest.raises(wfe.WorkflowError) as caught:
+        wfe.WorkflowGraph(name="g", nodes=nodes)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert "pydantic" not in str(caught.value)
+
+
+def test_public_classes_are_wfes_own() -> None:
+    public = [getattr(wfe, name) for name in wfe.__all__ if isinstance(getattr(wfe, name), type)]
+    assert len(public) > 20
+    assert {cls.__module__ for cls in public} == {"wfe"}
+    assert str(wfe.WorkflowError) == "<class 'wfe.WorkflowError'>"

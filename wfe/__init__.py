@@ -72,3 +72,11 @@ __all__ = [
     "run",
     "scratch_dir",
 ]
+
+# What a user meets is wfe's: ``wfe.WorkflowError``, not ``wfe._errors.WorkflowError``, in reprs and tracebacks.
+# (Pickling finds each class by this name too: every one of them is an attribute of this module.)
+for _name in __all__:
+    _public = globals()[_name]
+    if isinstance(_public, type) and _public.__module__.startswith("wfe."):
+        _public.__module__ = __name__
+del _name, _public

@@ -158,12 +158,20 @@ def _read_port(process: subprocess.Popen[bytes]) -> int:
 
 
 class _Counting:
-    """WSGI middleware: log each request, answer the log's own endpoint."""
+    """WSGI middleware: log each request, answer the log's own endpoint; one conditional write at a time.
+
+    S3 decides a conditional PUT (``If-None-Match: *``, ``If-Match``) and
+    writes it as one step: of racing create-only PUTs of a key, exactly one
+    succeeds. moto checks, then writes, in a thread per request, so two can
+    both pass the check; here its conditional writes are taken one at a time,
+    which is what S3 promises of them (other requests still run side by side).
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
         self._log: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        self._conditional = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -178,6 +186,9 @@ class _Counting:
         if not path.startswith("/moto-api"):
             with self._lock:
                 self._log.append({"method": method, "path": path, "query": environ.get("QUERY_STRING", "")})
+        if method == "PUT" and ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ):
+            with self._conditional:
+                return list(self._app(environ, start_response))
         return self._app(environ, start_response)
 
 

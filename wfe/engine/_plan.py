@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import WfeError, WorkflowError
+from .._errors import UnknownFunctionError, WfeError, WorkflowError
 from ..graph._codecs import ARTIFACT_LIST, decode_json, is_json
 from ..graph._functions import Registered, load_workflow_modules, resolve
 from ..graph._load import load_workflow, parse_workflow
 from ..graph._mime import mime_base, mime_matches
-from ..graph._model import LoopSpec, Node, WorkflowGraph
+from ..graph._model import CachePolicy, LoopSpec, Node, WorkflowGraph
 from ..graph._signature import check_call
 from ..store._digest import canonical_json, digest_json, digest_of, is_digest
 
@@ -68,6 +68,7 @@ class PlannedNode:
     inner: InnerPlan | None = None
     loop: LoopSpec | None = None
     config_json: bytes = b""  # the canonical JSON its config digest was taken of
+    cache: CachePolicy = "use"  # a function node's cache policy (see the runner's record_action)
 
     @property
     def version(self) -> str:
@@ -120,7 +121,10 @@ def plan(
         entry: Registered | None = None
         inner: InnerPlan | None = None
         if node.function is not None:
-            entry = resolve(node.function)
+            try:
+                entry = resolve(node.function)
+            except UnknownFunctionError as exc:
+                raise UnknownFunctionError(f"node {node_id!r}: {exc}") from None
             kind: NodeKind = "map" if node.map else "function"
             check_call(node_id, entry.name, entry.func, len(entry.inputs), node.config)
             if kind == "map":
@@ -146,7 +150,8 @@ def plan(
                 _check_loop(node_id, node.loop, inner, outputs)
         sources = _wire(node_id, kind, declared, incoming[node_id], planned)
         planned[node_id] = PlannedNode(
-            node_id, entry, None, None, config_digest, sources, upstream, kind, outputs, inner, node.loop, config_json
+            node_id, entry, None, None, config_digest, sources, upstream, kind, outputs, inner, node.loop, config_json,
+            node.policy,
         )
     return list(planned.values())
 

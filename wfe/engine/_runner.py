@@ -113,6 +113,12 @@ class RunResult:
 
         return verified_copy(self.store, self.output(node_id, port))
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the run's graph coloured by status, and its node table (as ``wfe report`` draws them)."""
+        from ..report._html import run_html
+
+        return run_html(self.store, self.manifest)
+
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.manifest.run_id, "status": self.manifest.status, "nodes": dict(self.nodes_json())}
 
@@ -327,11 +333,13 @@ class _Run:
         self.store.io.gather(lambda entry: self.store.functions.put(entry.spec), list(functions))
         for node_id in self.order:
             p = self.planned[node_id]
-            self.manifest.nodes[node_id] = NodeRecord.pending(
+            record = self.manifest.nodes[node_id] = NodeRecord.pending(
                 p.function.name if p.function else (p.inner.graph.name if p.inner else None),
                 p.version or None,
                 p.config_digest or None,
             )
+            if p.cache != "use":
+                record.cache = p.cache
         self.store.runs.put(self.manifest)
         log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.name,
                  len(self.order), self.handle.description, self.store.url)
@@ -556,8 +564,8 @@ class _Run:
         spec = p.function.spec
         key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
         record.action_key = key
-        hit = self.lookup(key)
-        if hit is None and not self.force and not self.solo:  # another run may compute it: wait, or take the lease
+        hit = self.lookup(key) if p.cache == "use" else None  # recompute and skip never look
+        if hit is None and p.cache == "use" and not self.force and not self.solo:  # another run may compute it
             claimed = self.leases.claim(key, lambda: self.lookup(key, exact=True))
             if isinstance(claimed, Waiting):
                 self.lease_waits[node_id] = time.monotonic() + LEASE_POLL
@@ -729,9 +737,18 @@ class _Run:
             self.writer.submit(job, blobs)
 
     def record_action(self, node_id: str, key: str, inputs: list[Artifact], result: TaskResult) -> None:
-        """Publish the action entry (after the blobs it names), then release the action's lease."""
+        """Publish the action entry (after the blobs it names), then release the action's lease.
+
+        A node whose cache policy is ``skip`` has its blobs written (a node downstream, or
+        the run's result, reads them by digest) but no entry; one whose policy is
+        ``recompute`` replaces the entry, as every node of a forced run does.
+        """
         p = self.planned[node_id]
         assert result.outputs is not None
+        if p.cache == "skip":
+            self._behind(result.unwritten, lambda: None)
+            result.unwritten = None
+            return
         action = ActionResult(
             outputs=result.outputs,
             function=p.function.name if p.function else f"workflow:{p.inner.graph.name if p.inner else ''}",
@@ -742,7 +759,7 @@ class _Run:
             duration=result.duration,
         )
         data = self.store.actions.encode(action)
-        overwrite = self.force or key in self.stale_keys
+        overwrite = self.force or p.cache == "recompute" or key in self.stale_keys
         config = None if p.config_digest in self.configs_stored else (p.config_digest, p.config_json)
         self.configs_stored.add(p.config_digest)
         if self.writer is not None:  # until its entry lands, this run answers for it from memory

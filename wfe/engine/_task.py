@@ -151,7 +151,7 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                     args.append(_decode_input(store, payloads, digest, mime))
             token = CURRENT_SCRATCH.set(scratch)
             try:
-                value = entry.func(*args, **config)
+                value = entry.call(*args, **config)
             finally:
                 CURRENT_SCRATCH.reset(token)
             fresh: dict[str, bytes] | None = {} if in_process else None

@@ -88,7 +88,7 @@ def start_map(run: RunState, node_id: str, inputs: list[Artifact]) -> dict[Futur
     for index, element in enumerate(elements):
         element_inputs = [element, *inputs[1:]]
         key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in element_inputs])
-        hit = run.lookup(key)
+        hit = run.lookup(key) if p.cache == "use" else None
         if hit is not None:
             record.elements.append({"action_key": key, "status": "cached", "outputs": _dump(hit.outputs)})
             continue

@@ -27,7 +27,7 @@ from typing import Any
 from .._errors import ExecutorError, WorkflowError
 from ._functions import Registered, function, registered_functions
 from ._load import _load_yaml, parse_workflow
-from ._model import WorkflowGraph
+from ._model import CACHE_POLICIES, WorkflowGraph
 
 
 class Handle:
@@ -100,19 +100,24 @@ class Workflow:
             entry["port"] = source.port
         self._outputs.append(entry)
 
-    def node(self, fn: Callable[..., Any], *inputs: Handle, id: str | None = None, **config: Any) -> Handle:
+    def node(self, fn: Callable[..., Any], *inputs: Handle, id: str | None = None, cache: str = "use",
+             **config: Any) -> Handle:
         """A function node: ``inputs`` feed its inputs in order, keyword handles its named input ports,
-        every other keyword is config."""
+        every other keyword is config.
+
+        ``cache`` is the node's cache policy (``"use"``, ``"recompute"`` or ``"skip"``), the
+        file's ``cache:`` key; so no config key named ``cache`` can be given here.
+        """
         entry = self._entry(fn)
         ports = {i.name for i in entry.inputs if i.name is not None}
-        return self._function_node(entry, inputs, id, config, ports, mapped=False)
+        return self._function_node(entry, inputs, id, config, ports, mapped=False, cache=cache)
 
     def map(self, fn: Callable[..., Any], items: Handle, *inputs: Handle, id: str | None = None,
-            **config: Any) -> Handle:
-        """A mapped function node: ``fn`` runs once per element of ``items``."""
+            cache: str = "use", **config: Any) -> Handle:
+        """A mapped function node: ``fn`` runs once per element of ``items``; ``cache`` as for :meth:`node`."""
         entry = self._entry(fn)
         ports = {i.name for i in entry.inputs if i.name is not None}
-        return self._function_node(entry, (items, *inputs), id, config, ports, mapped=True)
+        return self._function_node(entry, (items, *inputs), id, config, ports, mapped=True, cache=cache)
 
     def workflow(self, sub: Workflow | str, *inputs: Handle, id: str | None = None, **config: Any) -> Handle:
         """A sub-workflow node: ``sub`` a Workflow (referred to by digest) or a workflow file's path.
@@ -162,6 +167,12 @@ class Workflow:
         if self._edges:
             document["edges"] = [dict(e) for e in self._edges]
         return document
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the workflow's graph, every node drawn as pending."""
+        from ..report._html import workflow_html
+
+        return workflow_html(self.graph())
 
     def graph(self) -> WorkflowGraph:
         """The validated graph; WorkflowError (one line) if it is not a valid workflow."""
@@ -243,12 +254,18 @@ class Workflow:
         return entry
 
     def _function_node(self, entry: Registered, inputs: Iterable[Handle], node_id: str | None,
-                       config: dict[str, Any], ports: set[str], *, mapped: bool) -> Handle:
+                       config: dict[str, Any], ports: set[str], *, mapped: bool, cache: str) -> Handle:
+        if not isinstance(cache, str) or cache not in CACHE_POLICIES:
+            raise WorkflowError(
+                f"node {node_id or entry.name!r}: cache must be 'use', 'recompute' or 'skip', got {cache!r}"
+            )
         new_id = self._new_id(node_id, entry.name)
         wiring, config = self._split(new_id, config, ports)
         node: dict[str, Any] = {"id": new_id, "function": entry.name, "config": self._config(new_id, config)}
         if mapped:
             node["map"] = True
+        if cache != "use":  # left out, as the graph's canonical form leaves the default out
+            node["cache"] = cache
         return self._add(node, tuple(inputs), wiring)
 
     def _sub(self, sub: Workflow | str, kind: str) -> tuple[str, set[str] | None, str]:

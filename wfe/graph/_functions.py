@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from .._errors import FunctionNotAllowedError, UnknownFunctionError, WorkflowError
+from ._hints import Conversions, from_hints
 from ._mime import validate_mime
 from ._model import OutputKind
 from ._specs import FunctionSpec, InputSpec, OutputSpec
@@ -47,6 +48,13 @@ class Registered:
     outputs: tuple[OutputSpec, ...]
     explicit_version: str | None
     _spec: FunctionSpec | None = field(default=None, repr=False)
+    conversions: Conversions | None = field(default=None, repr=False)  # from type hints, see _hints
+
+    def call(self, *args: Any, **config: Any) -> Any:
+        """Call the function as a node does: inputs converted to their hinted types, outputs to what is stored."""
+        if self.conversions is None:
+            return self.func(*args, **config)
+        return self.conversions(self.func, args, config)
 
     @property
     def ref(self) -> str:
@@ -102,8 +110,8 @@ def function(
     *,
     name: str | None = ...,
     version: str | None = ...,
-    inputs: Sequence[str | Input] = ...,
-    outputs: Sequence[str | Output] | str | Output = ...,
+    inputs: Sequence[str | Input] | None = ...,
+    outputs: Sequence[str | Output] | str | Output | None = ...,
 ) -> Callable[[F], F]: ...
 
 
@@ -112,8 +120,8 @@ def function(
     *,
     name: str | None = None,
     version: str | None = None,
-    inputs: Sequence[str | Input] = (),
-    outputs: Sequence[str | Output] | str | Output = ("application/octet-stream",),
+    inputs: Sequence[str | Input] | None = None,
+    outputs: Sequence[str | Output] | str | Output | None = None,
 ) -> F | Callable[[F], F]:
     """Register a function for workflows; returns it unchanged.
 
@@ -123,15 +131,25 @@ def function(
     passed as keyword arguments. ``outputs`` are the MIME types of what the
     function returns (one value, or a tuple for several). ``version``
     overrides the version derived from the code.
+
+    A side not declared is read from the type hints (see :mod:`wfe.graph._hints`):
+    inputs from the positional parameters without a default, outputs from the
+    return hint. Without hints, a function has no inputs and one
+    ``application/octet-stream`` output.
     """
 
     def register(target: F) -> F:
         if not inspect.isfunction(target):
             raise TypeError("@wfe.function registers plain functions")
         registered_name = name or target.__name__
-        listed = (outputs,) if isinstance(outputs, (str, Output)) else tuple(outputs)
-        declared_outputs = tuple(_as_output(o) for o in listed)
-        for kind, ports in (("input", [i.name for i in inputs if isinstance(i, Input)]),
+        hinted = from_hints(target, inputs=inputs is None, outputs=outputs is None)
+        listed = (
+            ("application/octet-stream",) if outputs is None
+            else (outputs,) if isinstance(outputs, (str, Output)) else tuple(outputs)
+        )
+        declared_outputs = hinted.outputs if hinted.outputs is not None else tuple(_as_output(o) for o in listed)
+        declared_inputs = hinted.inputs if hinted.inputs is not None else tuple(_as_input(i) for i in inputs or ())
+        for kind, ports in (("input", [i.name for i in inputs or () if isinstance(i, Input)]),
                             ("output", [o.name for o in declared_outputs])):
             named = [p for p in ports if p is not None]
             if len(named) != len(set(named)):
@@ -139,9 +157,10 @@ def function(
         entry = Registered(
             name=registered_name,
             func=target,
-            inputs=tuple(_as_input(i) for i in inputs),
+            inputs=declared_inputs,
             outputs=declared_outputs,
             explicit_version=str(version) if version is not None else None,
+            conversions=hinted.conversions,
         )
         existing = _REGISTRY.get(registered_name)
         if existing is not None and existing.ref != entry.ref:
@@ -160,8 +179,12 @@ def resolve(name: str) -> Registered:
     """The registered function called ``name``; UnknownFunctionError lists what is known."""
     entry = _REGISTRY.get(name)
     if entry is None:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         known = ", ".join(sorted(_REGISTRY)[:20]) or "none registered"
-        raise UnknownFunctionError(f"unknown function {name!r} (registered: {known})")
+        raise UnknownFunctionError(f"unknown function {name!r} ({hint}registered: {known})")
     return entry
 
 

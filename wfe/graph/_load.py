@@ -10,18 +10,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from .._errors import WorkflowError
+from ._errors_line import one_line
 from ._model import CANONICAL_SLICE, WorkflowGraph, edges_adapter, nodes_adapter
-
-
-def _one_line(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
-    message = str(first.get("msg", "invalid"))
-    message = message.removeprefix("Value error, ")
-    if first.get("type") in ("unexpected_keyword_argument", "extra_forbidden"):
-        message = "unknown key"
-    more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
 def parse_workflow(document: Any, source: str = "workflow") -> WorkflowGraph:
@@ -31,7 +21,7 @@ def parse_workflow(document: Any, source: str = "workflow") -> WorkflowGraph:
     try:
         return WorkflowGraph.model_validate(document)
     except ValidationError as exc:
-        raise WorkflowError(f"{source}: {_one_line(exc)}") from None
+        raise WorkflowError(f"{source}: {one_line(exc)}") from None
 
 
 MAX_WORKFLOW_BYTES = 64 * 1024 * 1024

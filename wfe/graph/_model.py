@@ -9,7 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from .._errors import WorkflowError
 from ..store._digest import validate_digest
+from ._errors_line import one_line
 from ._mime import validate_mime
 from ._order import topological_order
 
@@ -104,6 +106,9 @@ def edges_adapter() -> TypeAdapter[list[Edge]]:
 
 CANONICAL_SLICE = 256
 
+CachePolicy = Literal["use", "recompute", "skip"]
+CACHE_POLICIES: tuple[CachePolicy, ...] = ("use", "recompute", "skip")
+
 
 class LoopSpec(BaseModel):
     """Run ``workflow`` repeatedly, feeding outputs back to inputs of the same name."""
@@ -129,6 +134,7 @@ class Node:
     workflow: str | None = Field(default=None, max_length=1024)  # a sub-workflow: file path or stored digest
     loop: LoopSpec | None = None
     map: bool = False  # run the function once per element of its first input
+    cache: CachePolicy | None = None  # None: "use"; kept out of the workflow's canonical form
 
     @field_validator("id")
     @classmethod
@@ -140,6 +146,16 @@ class Node:
     def _mime(cls, value: str | None) -> str | None:
         return None if value is None else validate_mime(value)
 
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, value: CachePolicy | None) -> CachePolicy | None:
+        return None if value == "use" else value
+
+    @property
+    def policy(self) -> CachePolicy:
+        """The node's cache policy: ``"use"`` unless the workflow says ``recompute`` or ``skip``."""
+        return self.cache or "use"
+
     @model_validator(mode="after")
     def _kind(self) -> Node:
         kinds = [k for k in ("function", "file", "workflow", "loop") if getattr(self, k) is not None]
@@ -150,6 +166,8 @@ class Node:
             )
         if self.map and self.function is None:
             raise ValueError(f"node {self.id!r}: 'map' applies to function nodes only")
+        if self.cache is not None and self.function is None:
+            raise ValueError(f"node {self.id!r}: 'cache' applies to function nodes only")
         if self.file is not None and self.mime is None:
             raise ValueError(f"file node {self.id!r} needs a 'mime' type")
         if self.file is not None and self.config:
@@ -213,6 +231,19 @@ class WorkflowGraph(BaseModel):
     modules: list[str] = Field(default_factory=list)
     inputs: list[WorkflowInput] = Field(default_factory=list)  # what a parent passes in, as source nodes
     outputs: list[WorkflowOutput] = Field(default_factory=list)  # what a parent gets back
+
+    def __init__(self, /, **data: Any) -> None:
+        """Validate ``data`` as a workflow; an invalid one is a one-line :class:`wfe.WorkflowError`.
+
+        ``model_validate`` comes here too (pydantic calls an overridden
+        ``__init__``), and turns the error back into its ValidationError.
+        """
+        from pydantic import ValidationError
+
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise WorkflowError(one_line(exc)) from None
 
     @model_validator(mode="after")
     def _graph(self) -> WorkflowGraph:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import html
 import time
+from typing import NamedTuple
 
 from .._errors import WfeError
 from .._humanize import human_size
+from ..graph._model import WorkflowGraph
 from ..ops._history import producers, run_workflow
 from ..store._manifest import NodeRecord, RunManifest
 from ..store._store import Store
@@ -108,6 +110,27 @@ def _graph_svg(store: Store, manifest: RunManifest) -> str:
     if len(manifest.nodes) > MAX_DRAWN_NODES:
         return f"<p>{len(manifest.nodes)} nodes: too many to draw; see the table.</p>"
     order, edges = _edges(store, manifest)
+    boxes = {}
+    for node_id in order:
+        record = manifest.nodes[node_id]
+        tip = f"{node_id}: {record.status}" + (f" ({_seconds(record.duration)})" if record.duration is not None else "")
+        if record.error:
+            tip += f"\n{record.error}"
+        boxes[node_id] = Box(record.status, record.function or "file", tip, record.function is None)
+    return graph_svg(order, edges, boxes)
+
+
+class Box(NamedTuple):
+    """How one node is drawn: coloured by ``status``, with a second line and a tooltip."""
+
+    status: str
+    detail: str
+    tip: str
+    source: bool = False  # a file or input: square corners
+
+
+def graph_svg(order: list[str], edges: list[tuple[str, str]], boxes: dict[str, Box]) -> str:
+    """An inline SVG of the graph, laid out in layers, each node coloured by its status."""
     layout = layered_layout(order, edges)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{layout.width:.0f}" height="{layout.height:.0f}" '
@@ -119,24 +142,48 @@ def _graph_svg(store: Store, manifest: RunManifest) -> str:
         out.append(f'<path d="{_curve(points)}" fill="none" stroke="#8a9097" stroke-width="1.6" '
                    'marker-end="url(#arrow)"/>')
     for node_id, (x, y) in layout.nodes.items():
-        record = manifest.nodes[node_id]
-        fill, stroke, text = STATUS_COLOURS.get(record.status, NEUTRAL)
-        detail = record.function or "file"
-        tip = f"{node_id}: {record.status}" + (f" ({_seconds(record.duration)})" if record.duration is not None else "")
-        if record.error:
-            tip += f"\n{record.error}"
-        radius = 3 if record.function is None else 9
+        box = boxes[node_id]
+        fill, stroke, text = STATUS_COLOURS.get(box.status, NEUTRAL)
+        radius = 3 if box.source else 9
         out.append(
-            f'<g class="node" data-node="{_e(node_id)}" data-status="{_e(record.status)}"><title>{_e(tip)}</title>'
+            f'<g class="node" data-node="{_e(node_id)}" data-status="{_e(box.status)}"><title>{_e(box.tip)}</title>'
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_WIDTH:.0f}" height="{NODE_HEIGHT:.0f}" rx="{radius}" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
             f'<text x="{x + 12:.1f}" y="{y + 20:.1f}" fill="{text}" font-size="13" font-weight="600">'
             f"{_e(_clip(node_id, 22))}</text>"
             f'<text x="{x + 12:.1f}" y="{y + 37:.1f}" fill="{text}" font-size="11" opacity="0.9">'
-            f"{_e(_clip(f'{detail} · {record.status}', 28))}</text></g>"
+            f"{_e(_clip(f'{box.detail} · {box.status}', 28))}</text></g>"
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def run_html(store: Store, manifest: RunManifest) -> str:
+    """A run for a notebook cell: its status, the graph coloured by status and the node table."""
+    fill, _, text = STATUS_COLOURS.get(
+        {"succeeded": "ran", "failed": "failed", "running": "running"}.get(manifest.status, "skipped"), NEUTRAL
+    )
+    head = (f"<div><b>{_e(manifest.workflow)}</b> run <code>{_e(manifest.run_id)}</code> "
+            f'<span style="background:{fill};color:{text};padding:1px 8px;border-radius:10px">'
+            f"{_e(manifest.status)}</span></div>")  # fmt: skip
+    return f"<div>{head}{_graph_svg(store, manifest)}{_legend()}{_table(manifest)}</div>"
+
+
+def workflow_html(graph: WorkflowGraph) -> str:
+    """A workflow not yet run, for a notebook cell: its graph, every node drawn as pending."""
+    if len(graph.order) > MAX_DRAWN_NODES:
+        return f"<p>workflow {_e(graph.name)}: {len(graph.order)} nodes, too many to draw</p>"
+    boxes = {}
+    for node_id in graph.order:
+        port = graph.input(node_id)
+        if port is not None:
+            boxes[node_id] = Box("pending", f"input {port.mime}", node_id, True)
+            continue
+        node = graph.node(node_id)
+        detail = node.function or (f"file {node.file}" if node.file else "workflow")
+        boxes[node_id] = Box("pending", detail, f"{node_id}: {detail}", node.file is not None)
+    edges = [(e.source, e.target) for e in graph.edges]
+    return f"<div><div>workflow <b>{_e(graph.name)}</b></div>{graph_svg(graph.order, edges, boxes)}</div>"
 
 
 def _curve(points: list[tuple[float, float]]) -> str:

@@ -57,6 +57,7 @@ class NodeRecord:
     iterations: int | None = None  # a loop node: how many iterations ran or were replayed
     subruns: list[str] | None = None  # sub-workflow and loop nodes: the run ids of their inner runs
     recomputed: bool | None = None  # an ephemeral output of it was lost and computed again for a consumer
+    cache: str | None = None  # the node's cache policy, "recompute" or "skip"; absent for "use"
 
     @classmethod
     def pending(cls, function: str | None, version: str | None, config: str | None) -> NodeRecord:
