@@ -220,3 +220,12 @@ def test_a_listing_page_is_in_name_order_and_says_whether_more_follow(url: str, 
     rest = store.io.list_page("blobs", start_after=rels[2], limit=10)
     assert [o.rel for o in rest.objects] == rels[3:] and not rest.more
     assert store.io.list_page("nothing-here").objects == []
+
+
+def test_a_str_is_neither_taken_for_a_file_name_nor_for_text(tmp_path: Path) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    (tmp_path / "file.bin").write_bytes(b"in the file")
+    with pytest.raises(TypeError, match=r"cannot store a str \('file.bin'\): pass its bytes .*pathlib.Path\(name\)"):
+        store.blobs.put(str(tmp_path / "file.bin")[-8:])
+    assert store.blobs.put(tmp_path / "file.bin") == store.blobs.put(b"in the file")
+    assert list(store.blobs) == [store.blobs.put(b"in the file")]

@@ -92,8 +92,11 @@ class BlobStore:
                 put = self._put_stream(handle)
         elif hasattr(data, "read") or hasattr(data, "readinto"):
             put = self._put_stream(data)
+        elif isinstance(data, str):  # a file name or text? Neither is guessed
+            raise TypeError(f"cannot store a str ({_clip(data)!r}): pass its bytes (text.encode()), or "
+                            f"pathlib.Path(name) to store the file it names")  # fmt: skip
         else:
-            raise TypeError(f"cannot store {type(data).__name__}: pass bytes, a binary file or a path")
+            raise TypeError(f"cannot store {type(data).__name__}: pass bytes, a binary file or a pathlib.Path")
         if not put[2]:
             self._renew(put[0])
         return put
@@ -358,3 +361,7 @@ class VerifiedReader(io.RawIOBase):
             with contextlib.suppress(Exception):
                 self._raw.close()
         super().close()
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
