@@ -95,3 +95,17 @@ def test_public_classes_are_wfes_own() -> None:
     assert len(public) > 20
     assert {cls.__module__ for cls in public} == {"wfe"}
     assert str(wfe.WorkflowError) == "<class 'wfe.WorkflowError'>"
+
+
+def test_an_unknown_function_is_a_workflow_error_naming_the_node_and_the_closest_name() -> None:
+    wfe.function(outputs="application/json")(lambda_free_total)
+    graph = wfe.WorkflowGraph(name="g", nodes=[{"id": "sum", "function": "lambda_free_totl"}])
+    with pytest.raises(wfe.WorkflowError) as caught:
+        wfe.run(graph, "memory://unknown-function")
+    assert isinstance(caught.value, wfe.UnknownFunctionError)
+    assert str(caught.value).startswith("node 'sum': unknown function 'lambda_free_totl' (did you mean "
+                                        "'lambda_free_total'? registered: ")
+
+
+def lambda_free_total() -> int:
+    return 0

@@ -6,11 +6,12 @@
     ├── IntegrityError            stored bytes do not match their digest
     ├── InvalidDigestError        (ValueError) not ``sha256:`` + 64 lowercase hex
     ├── InvalidNameError          (ValueError) a name that cannot be stored
+    ├── AddressError              (ValueError) text that is neither RUN:NODE[:PORT] nor a digest (prefix)
     ├── NotFoundError             (LookupError) a record is missing
     │   └── BlobNotFoundError     (FileNotFoundError) no blob under a digest
-    ├── WorkflowError             (ValueError) the workflow file or graph is invalid
+    ├── WorkflowError             (ValueError) the workflow file or graph is invalid, before anything runs
     ├── FunctionError             a function cannot be resolved
-    │   ├── UnknownFunctionError  (LookupError) no such function
+    │   ├── UnknownFunctionError  (WorkflowError, LookupError) no such function
     │   └── FunctionNotAllowedError (PermissionError) outside the allow-list
     ├── StoreURLError             (ValueError) a store URL or option is invalid
     ├── StoreError                (OSError) the backend failed
@@ -70,8 +71,8 @@ class FunctionError(WfeError):
     """A function name cannot be resolved to code."""
 
 
-class UnknownFunctionError(FunctionError, LookupError):
-    """No registered or allowed function has this name."""
+class UnknownFunctionError(FunctionError, WorkflowError, LookupError):
+    """No registered or allowed function has this name (a workflow naming one is a :class:`WorkflowError`)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
