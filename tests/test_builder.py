@@ -259,3 +259,42 @@ def test_a_script_function_under_dask_writes_nothing_to_the_store(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["dask"]["error"] == "ExecutorError"
     assert _files(tmp_path / "store") == []
+
+
+@wfe.function(outputs="application/json")
+def tb_start(*, guess: float) -> float:
+    return guess
+
+
+@wfe.function(inputs=[wfe.Input("application/json", name="estimate")],
+              outputs=[wfe.Output("application/json", name="estimate")])  # fmt: skip
+def tb_newton_step(estimate: float, *, target: float) -> float:
+    return (estimate + target / estimate) / 2
+
+
+@wfe.function(inputs=[wfe.Input("application/json", name="before"), wfe.Input("application/json", name="after")],
+              outputs=[wfe.Output("application/json", name="keep_going")])  # fmt: skip
+def tb_not_converged(before: float, after: float, *, tolerance: float) -> bool:
+    return abs(after - before) > tolerance
+
+
+def test_a_built_loop_iterates_and_its_workflow_file_reruns_all_cached(tmp_path: Path) -> None:
+    step = wfe.Workflow("newton-step")
+    estimate = step.input("estimate", mime="application/json")
+    stepped = step.node(tb_newton_step, estimate, id="step", target=2.0)
+    check = step.node(tb_not_converged, before=estimate, after=stepped, id="check", tolerance=0.1)
+    step.output("estimate", stepped)
+    step.output("keep_going", check)
+    sqrt = wfe.Workflow("sqrt2", base_dir=tmp_path)
+    guess = sqrt.node(tb_start, id="guess", guess=1.0)
+    sqrt.loop(step, guess, id="refine", max_iterations=20, condition="keep_going", check={"tolerance": 1e-6})
+    store = wfe.open_store(str(tmp_path / "store"))
+    built = wfe.run(sqrt, store)
+    assert built.status == "succeeded"
+    # the override, not the inner default of 0.1, decided when to stop
+    assert abs(built.value("refine", port="estimate") - 2 ** 0.5) < 1e-9
+    assert built.manifest.nodes["refine"].iterations >= 4
+    (tmp_path / "sqrt.yaml").write_text(sqrt.to_yaml())
+    again = wfe.run(tmp_path / "sqrt.yaml", store)
+    assert again.manifest.workflow_digest == built.manifest.workflow_digest
+    assert {r.status for r in again.manifest.nodes.values()} == {"cached"}

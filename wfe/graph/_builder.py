@@ -132,15 +132,20 @@ class Workflow:
                          inputs, wiring)
 
     def loop(self, sub: Workflow | str, *inputs: Handle, max_iterations: int, condition: str,
-             id: str | None = None, **ports: Handle) -> Handle:
-        """A loop node: run ``sub`` until its ``condition`` output is false, at most ``max_iterations`` times."""
+             id: str | None = None, **config: Any) -> Handle:
+        """A loop node: run ``sub`` until its ``condition`` output is false, at most ``max_iterations`` times.
+
+        Keyword handles feed the sub-workflow's inputs of those names; other keywords map
+        inner node ids to config overrides, as for :meth:`workflow`.
+        """
         reference, names, default = self._sub(sub, "loop")
         node_id = self._new_id(id, default)
-        wiring, extra = self._split(node_id, ports, names)
-        if extra:
-            raise WorkflowError(f"loop {node_id!r}: {sorted(extra)[0]!r} is no node to feed an input port")
+        wiring, config = self._split(node_id, config, names)
         loop = {"workflow": reference, "max_iterations": max_iterations, "condition": condition}
-        return self._add({"id": node_id, "loop": loop}, inputs, wiring)
+        node: dict[str, Any] = {"id": node_id, "loop": loop}
+        if config:
+            node["config"] = self._config(node_id, config)
+        return self._add(node, inputs, wiring)
 
     # The graph and the file -------------------------------------------------------------------
 
