@@ -18,12 +18,14 @@ from typing import Any
 from .._errors import WorkflowError
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_CHECKED: dict[tuple[int, int, frozenset[str]], str | None] = {}  # (function, inputs, keys) -> the problem
+# (function, inputs, keys) -> the problem. Keyed by the function itself, not its id(): a function redefined in a
+# notebook may get the id of the one it replaced once that is gone, and must not inherit its verdict.
+_CHECKED: dict[tuple[Callable[..., Any], int, frozenset[str]], str | None] = {}
 
 
 def check_call(node_id: str, name: str, func: Callable[..., Any], inputs: int, config: Collection[str]) -> None:
     """Raise WorkflowError if ``func`` cannot be called with ``inputs`` positional arguments and ``config``."""
-    key = (id(func), inputs, frozenset(config))
+    key = (func, inputs, frozenset(config))
     if key not in _CHECKED:
         if len(_CHECKED) > 4096:
             _CHECKED.clear()
