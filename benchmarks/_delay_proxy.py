@@ -175,6 +175,7 @@ class Proxy:
         self.delay = float(delay_s)
         self.strip_prefix = strip_prefix.rstrip("/")
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._targets: Counter[tuple[str, str, bool]] = Counter()  # (method, path and query, conditional PUT)
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -192,6 +193,7 @@ class Proxy:
         """Forget every request counted so far."""
         with self._lock:
             self._counts.clear()
+            self._targets.clear()
 
     def counts(self, prefix: str = "") -> dict[str, int]:
         """Requests by method since the last :meth:`reset`, of those whose path starts with ``prefix``."""
@@ -211,10 +213,16 @@ class Proxy:
         with self._lock:
             return dict(self._counts)
 
-    def _count(self, method: str, target: str) -> None:
+    def targets(self) -> dict[tuple[str, str, bool], int]:
+        """Requests by (method, path with query, whether a PUT with If-None-Match or If-Match) since :meth:`reset`."""
+        with self._lock:
+            return dict(self._targets)
+
+    def _count(self, method: str, target: str, conditional: bool = False) -> None:
         path = target.split("?", 1)[0]
         with self._lock:
             self._counts[(method, path)] += 1
+            self._targets[(method, target, conditional)] += 1
 
     # running
 
@@ -291,7 +299,8 @@ class Proxy:
                 if len(request.start) < 3:
                     raise _Closed("bad request line")
                 method, target, version = request.start
-                self._count(method, target)
+                self._count(method, target, method == "PUT" and bool(
+                    {"if-none-match", "if-match"} & request.headers.keys()))
                 if self.strip_prefix and (target + "/").startswith(self.strip_prefix + "/"):
                     target = target[len(self.strip_prefix) :] or "/"
                     request = request.with_target(target)

@@ -23,6 +23,17 @@ out and reported on its own line. A cell is the median of ``--repeat`` runs,
 each on a fresh prefix; requests per node are the proxy's count for the whole
 child process over the node count.
 
+Beside each run on S3, its physical limit (the ``s3 floor`` rows): the
+same requests it sent, method for method and key for key (writes under a
+fresh prefix, conditional where its were; reads and listings as they were),
+sent bare with plain HTTP/1.1 and nothing between them but the run's
+in-flight bound, from a fresh process. No run that sends those requests at
+that bound can take less; the ratio of the two is what the engine adds
+(computation, signing, and the round trips that must wait on each other).
+Each store gets its own bucket: the test server lists by scanning a whole
+bucket, so in a shared one each run's listings would grow with the runs
+before it (S3 lists by key range).
+
 The time is bounded: a measurement that passes ``--cell-timeout`` seconds is
 killed and shown as ``> N s``, and a cell whose estimate from a smaller node
 count or a shorter delay is far past it is not run (also ``> N s``, marked
@@ -70,6 +81,7 @@ SHAPES = ("chain", "fanout")
 WORKLOADS = tuple(f"{shape} {phase}" for shape in SHAPES for phase in ("cold", "cached"))
 SECRET_OPTIONS = ("key", "secret", "token")
 BUCKET = "wfe-bench"
+FLOOR_BACKENDS = ("s3",)  # whose requests replay bare (Supabase's uploads and moves need their bodies)
 ESTIMATE_MARGIN = 1.5  # a cell is skipped when its estimate is this many times the timeout
 
 # The measured process: reads what to run as JSON on stdin (so no secret is on its command line),
@@ -93,6 +105,36 @@ CHILD = textwrap.dedent(
                       "nodes": statuses}))
     """
 )
+
+
+# The physical limit of a cold run: the same requests it sent (method and key, under a fresh prefix; a PUT
+# with If-None-Match where the run's had one), bare (no signing, no client library), with nothing between
+# them but the in-flight bound the run had: plain keep-alive HTTP/1.1 connections, one per thread.
+FLOOR_CHILD = textwrap.dedent(
+    """
+    import http.client, json, sys, threading, time
+    from concurrent.futures import ThreadPoolExecutor
+    spec = json.loads(sys.stdin.read())
+    local = threading.local()
+    def send(item):
+        method, path, conditional = item
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection("127.0.0.1", spec["port"], timeout=120)
+        headers = {"If-None-Match": "*"} if conditional else {}
+        body = b"x" * spec["body"] if method == "PUT" else None
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    started = time.perf_counter()
+    with ThreadPoolExecutor(spec["concurrency"]) as pool:
+        statuses = list(pool.map(send, spec["requests"]))
+    print(json.dumps({"run_s": time.perf_counter() - started, "errors": sum(s >= 500 for s in statuses)}))
+    """
+)
+FLOOR_METHODS = ("GET", "HEAD", "PUT", "DELETE")
+FLOOR_BODY = 256  # bytes per PUT: about a trivial node's record
 
 
 @dataclass
@@ -120,6 +162,7 @@ class Measurement:
     folders: dict[str, int] = field(default_factory=dict)  # "METHOD folder" -> requests
     statuses: dict[str, int] = field(default_factory=dict)
     load: float | None = None  # the machine's 1-minute load average as the run ended: other work skews times
+    sent: dict[tuple[str, str, bool], int] = field(default_factory=dict)  # what the floor replays (Proxy.targets)
 
     @property
     def timed_out(self) -> bool:
@@ -131,10 +174,19 @@ def s3_backend(delay_s: float) -> Iterator[Backend]:
     from servers.s3 import s3_server
 
     with s3_server(BUCKET) as server, delay_proxy(server.endpoint_url, delay_s) as proxy:
+        buckets: dict[str, str] = {}
+
+        def url(prefix: str) -> str:
+            # A bucket per store: the test server lists by scanning the whole bucket (S3 lists by key range),
+            # so in one bucket each run's listings would grow with every run before it.
+            if prefix not in buckets:
+                buckets[prefix] = server.make_bucket()
+            return f"s3://{buckets[prefix]}/{prefix}"
+
         yield Backend(
             name="s3",
             proxy=proxy,
-            url=server.url,
+            url=url,
             options={**server.options, "endpoint_url": proxy.url},
             direct_options=dict(server.options),
             preload=["s3fs", "wfe_s3"],
@@ -237,7 +289,37 @@ def measure(backend: Backend, workflow: Path, prefix: str, timeout: float, *, di
         folders={} if direct else dict(folders),
         statuses=result["nodes"],
         load=os.getloadavg()[0],
+        sent={} if direct else backend.proxy.targets(),
     )
+
+
+def floor(backend: Backend, run: Measurement, prefix: str, timeout: float) -> Measurement:
+    """The requests ``run`` sent at ``prefix``, bare and all at once (``FLOOR_CHILD``).
+
+    Reads (GET, HEAD) go where the run's went; writes (PUT, DELETE) to the
+    same keys under a fresh prefix, so the store stays as the run left it.
+    """
+    from wfe.storage import CONCURRENCY
+
+    fresh = f"floor-{uuid.uuid4().hex[:10]}"
+    requests = []
+    for (method, target, conditional), number in sorted(run.sent.items()):
+        if method not in FLOOR_METHODS:
+            continue
+        if method in ("PUT", "DELETE"):
+            target = target.replace(f"/{prefix}/", f"/{fresh}/", 1)
+        requests.extend([method, target, conditional] for _ in range(number))
+    spec = {"port": backend.proxy.port, "requests": requests, "concurrency": CONCURRENCY, "body": FLOOR_BODY}
+    backend.proxy.reset()
+    try:
+        done = subprocess.run([sys.executable, "-c", FLOOR_CHILD], input=json.dumps(spec), capture_output=True,
+                              text=True, timeout=timeout, check=True)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return Measurement(None, requests=backend.proxy.total())
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["errors"]:
+        raise RuntimeError(f"{backend.name}: {result['errors']} of the floor's requests failed with 5xx")
+    return Measurement(run_s=result["run_s"], requests=backend.proxy.total(), load=os.getloadavg()[0])
 
 
 @dataclass
@@ -317,6 +399,8 @@ class Bench:
                 cold.measurements.append(measured)
                 filled = not measured.timed_out
                 self.say(backend.name, delay, nodes, f"{shape} cold", measured)
+                if filled and not direct:
+                    self.floor(backend, measured, prefix, (delay, nodes, f"{shape} cold"))
             if cached.over:
                 continue
             if not filled:  # a store for the cached run, filled with the delay off
@@ -332,6 +416,17 @@ class Bench:
                 raise RuntimeError(f"a cached run ran nodes: {measured.statuses}")
             cached.measurements.append(measured)
             self.say(backend.name, delay, nodes, f"{shape} cached", measured)
+            if not measured.timed_out and not direct:
+                self.floor(backend, measured, prefix, (delay, nodes, f"{shape} cached"))
+
+    def floor(self, backend: Backend, run: Measurement, prefix: str, where: tuple[str, int, str]) -> None:
+        """Measure ``run``'s physical limit (:func:`floor`) into the ``"<backend> floor"`` row."""
+        if backend.name not in FLOOR_BACKENDS:
+            return
+        delay, nodes, workload = where
+        bare = floor(backend, run, prefix, self.args.cell_timeout)
+        self.cells.setdefault((f"{backend.name} floor", delay, nodes, workload), Cell()).measurements.append(bare)
+        self.say(f"{backend.name} floor", delay, nodes, workload, bare)
 
     def say(self, backend: str, delay: str, nodes: int, workload: str, m: Measurement) -> None:
         elapsed = time.perf_counter() - self.started
@@ -361,7 +456,7 @@ class Bench:
             "| fan-out cold s (req/node) | fan-out cached s (req/node) |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for backend in backends:
+        for backend in [b for name in backends for b in (name, f"{name} floor")]:
             for delay in delays:
                 for nodes in self.args.nodes:
                     if not any((backend, delay, nodes, w) in self.cells for w in WORKLOADS):

@@ -157,6 +157,24 @@ def test_exists_delete_and_iterate_agree(conformance: Conformance) -> None:
     agree()
 
 
+def test_a_digest_prefix_lists_exactly_the_blobs_it_starts(conformance: Conformance) -> None:
+    """Addresses such as ``wfe cat 3fa9c1e0b2d4`` list by a prefix of a name, not of a folder (one request on S3)."""
+
+    @conformance.given(payloads=st.lists(S.blobs, min_size=1, max_size=8), data=st.data())
+    def agree(payloads: list[bytes], data: st.DataObject) -> None:
+        with conformance.fresh_store(PART) as store:
+            digests = sorted({store.blobs.put(payload) for payload in payloads})
+            chosen = data.draw(st.sampled_from(digests)).removeprefix("sha256:")
+            length = data.draw(st.integers(2, 64), label="length")
+            other = data.draw(st.text("0123456789abcdef", min_size=2, max_size=5), label="other")
+            limit = data.draw(st.integers(1, 9), label="limit")
+            for prefix in (chosen[:length], chosen[:2], other):
+                wanted = [d for d in digests if d.removeprefix("sha256:").startswith(prefix)][:limit]
+                assert store.blobs.with_prefix(prefix, limit) == wanted, prefix
+
+    agree()
+
+
 def test_tampered_blob_is_detected(conformance: Conformance) -> None:
     @conformance.given(data=S.blobs, tampered=S.blobs)
     def tamper(data: bytes, tampered: bytes) -> None:

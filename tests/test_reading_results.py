@@ -245,7 +245,7 @@ def test_a_full_digest_is_read_without_listing_and_a_prefix_is_listed(
     assert wfe.load(digest[7:71], store=result.store) == b"[1,2,3,4,5]"
     assert listings == []
     assert resolve_digest(result.store, digest[:20]) == digest
-    assert listings == [f"blobs/sha256/{digest[7:9]}"]  # that one folder, never the whole store
+    assert set(listings) == {f"blobs/sha256/{digest[7:9]}"}  # that one folder, never the whole store
 
 
 def test_bad_addresses_are_one_line_wfe_errors(result: wfe.RunResult) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -261,6 +262,7 @@ pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
 
 from servers.s3 import S3Server, s3_server  # noqa: E402
+from servers.supabase_storage import Server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -435,6 +437,29 @@ def test_on_s3_a_cached_rerun_confirms_its_plan_by_listing(s3: S3Server, workflo
     # What is left is per run, not per node: the workflow blob, this run's presence and records, the
     # plan, two listings, the function records.
     assert len(s3.requests()) <= 16, s3.requests()
+
+
+@pytest.mark.parametrize("page_size", [3, 1000])
+def test_on_supabase_a_cached_rerun_confirms_its_plan_by_listing(
+    server: Server, bucket: str, workflow: Path, page_size: int
+) -> None:
+    url = f"supabase://{bucket}/plan-{uuid.uuid4().hex[:8]}"
+    options = {"storage_url": server.storage_url, "key": server.service_key, "list_page_size": str(page_size)}
+    first = wfe.run(workflow, wfe.open_store(url, **options))
+    store = wfe.open_store(url, **options)
+    sent: list[httpx.Request] = []
+    store.io.fs._storage.session.event_hooks["request"].append(sent.append)
+    second = wfe.run(workflow, store)
+    assert outcome(second) == {n: ("cached", d) for n, (_, d) in outcome(first).items()}
+    asked = [f"{r.method} {r.url.path}" for r in sent]
+    assert not [a for a in asked if "/actions/" in a], asked  # every entry confirmed by its ETag in a listing
+    # the workflow's own (its put, refused, and its renewal); every output confirmed by a listing
+    assert len([a for a in asked if "/blobs/" in a]) <= 2, asked
+    assert not [a for a in asked if "/configs/" in a], asked
+    listings = [a for a in asked if "/object/list-v2/" in a]
+    assert listings, asked
+    # per run, not per node (nine nodes): the workflow, presence and records, the plan, the listings
+    assert len(sent) <= 16 + (len(listings) if page_size < 10 else 0), asked
 
 
 def test_gc_and_verify_leave_plans_alone(workflow: Path) -> None:

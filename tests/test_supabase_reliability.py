@@ -17,9 +17,11 @@ ones and the action entries are written behind the run.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -28,6 +30,7 @@ from typing import Any
 
 import pytest
 from _cli import Cli, run_in_process
+from _faulty_proxy import FaultyProxy, _Handler
 from servers.supabase_storage import Server
 
 import wfe
@@ -66,7 +69,8 @@ KILLER = textwrap.dedent(
             path = request.url.target.decode()
             length = int(dict((k.lower(), v) for k, v in request.headers).get(b"content-length", b"0"))
             if point == "blob-upload":
-                chosen = "/tmp/" in path and length > 256 * 1024  # an output blob, staged before its move
+                # an output blob: staged before its move, or (small enough) uploaded in place create-only
+                chosen = ("/tmp/" in path or "/blobs/" in path) and length > 256 * 1024
             else:
                 chosen = "/runs/" in path
                 if chosen and point == "last-run-record":  # the one that says how the run ended
@@ -298,3 +302,69 @@ def test_blobs_damaged_in_the_source_are_reported_and_neither_they_nor_the_recor
     assert local_copy["actions"] == {key: entry for key, entry in remote["actions"].items() if key not in naming}
     assert local_copy["runs"] == {run_id: run for run_id, run in remote["runs"].items() if run_id != crash_run}
     check_consistent(wfe.open_store(str(copy)))
+
+
+class _LosingHandler(_Handler):
+    """Loses the connection under some requests: before the server sees one, or after it answered."""
+
+    wbufsize = 1 << 20  # an answer waits here until the request is done, so it can be dropped whole
+
+    def _lose(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        turn = self.owner.next_loss(f"{self.command} {self.path}")  # type: ignore[attr-defined]
+        if turn == "before":
+            self.rfile.read(length)
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self._forward()
+            if turn == "after":  # the server did it; the client never hears
+                self.connection.shutdown(socket.SHUT_RDWR)
+        if turn:
+            self.wfile = io.BytesIO()  # the answer in the buffer goes nowhere
+            self.close_connection = True
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _lose
+
+
+class _LosingProxy(FaultyProxy):
+    handler = _LosingHandler
+
+    def __init__(self, upstream: str, every: int, budget: int) -> None:
+        super().__init__(upstream)
+        self.loss_every, self.loss_budget = every, budget
+        self.lost: dict[str, int] = {"before": 0, "after": 0}
+        self.once: set[str] = set()
+        self.counted = 0
+
+    def next_loss(self, request: str) -> str:
+        """``before``, ``after`` or no loss for this request (a request sent again is never lost again)."""
+        with self._lock:
+            self.counted += 1
+            if self.counted % self.loss_every or request in self.once:
+                return ""
+            self.once.add(request)
+            turn = ("before", "after")[(self.counted // self.loss_every) % 2]
+            if self.lost[turn] >= self.loss_budget:
+                return ""
+            self.lost[turn] += 1
+            return turn
+
+
+def test_a_connection_lost_before_the_answer_is_sent_again_and_the_run_is_the_same(
+    server: Server, bucket: str, wfe_cli: Cli, workflow: Path, reference: Digests
+) -> None:
+    """Every 5th request loses its connection, before the server sees it or after it answered (uploads, moves)."""
+    url = f"supabase://{bucket}/lossy"
+    with _LosingProxy(server.storage_url, every=5, budget=6) as proxy:
+        args = ["run", str(workflow), "--store", url, "--store-option", f"storage_url={proxy.url}", "--json"]
+        out = wfe_cli(*args, env={"SUPABASE_KEY": server.service_key})
+        lost = dict(proxy.lost)
+    assert out.returncode == 0, out.stderr
+    assert lost["before"] >= 2 and lost["after"] >= 2, lost
+    assert digests(json.loads(out.stdout)) == reference
+    store = open_remote(server, url)
+    check_consistent(store)
+    assert not [rel for rel in store.io.walk("tmp")], "a staged upload was left behind"
+    rerun = wfe_cli(*args[:5], f"storage_url={server.storage_url}", "--json", env={"SUPABASE_KEY": server.service_key})
+    assert rerun.returncode == 0, rerun.stderr
+    assert {info["status"] for info in json.loads(rerun.stdout)["nodes"].values()} == {"cached"}

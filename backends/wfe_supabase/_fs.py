@@ -56,7 +56,7 @@ from ._errors import (
     timed_out,
     translate,
 )
-from ._listing import LIST_LIMIT, file_entry, folder_entry, list_v2
+from ._listing import LIST_LIMIT, file_entry, folder_entry, list_v2, pages_v2
 from ._transfer import (
     CONNECT_TIMEOUT,
     KEEPALIVE_UPLOAD_LIMIT,
@@ -71,6 +71,7 @@ from ._transfer import (
 
 DELETE_BATCH = 1000  # storage-api refuses more objects per DELETE request
 LIST_PAGE_SIZE = LIST_LIMIT
+CONNECTION_LOST = "ConnectionLost"  # the code of an error whose connection broke under it (not a timeout)
 READ_ATTEMPTS = 8  # a read answered with HTTP 500 is asked this many times in all
 READ_RETRY_PAUSE = 0.02  # seconds, times the attempt's number, jittered: about 0.6 s in all at most
 BUCKET_PROBE = "wfe-bucket-check"  # an object key asked for only to tell a hidden bucket from a missing one
@@ -103,7 +104,8 @@ class SupabaseFileSystem(AbstractFileSystem, metaclass=_FromEnvironment):  # typ
     appears in this object's repr, in error messages or in logs.
 
     Each request is one attempt (storage3 retries nothing; only a read the
-    server answers with HTTP 500 is asked again): ``connect_timeout`` seconds
+    server answers with HTTP 500 is asked again, and a request whose
+    connection broke before its answer began is sent once more): ``connect_timeout`` seconds
     to connect, ``read_timeout`` without a byte either way (so a large
     transfer is bounded by progress, not size), no single wait over ``timeout``.
     ``list_page_size`` keys per listing request (at most 1,000).
@@ -189,9 +191,11 @@ class SupabaseFileSystem(AbstractFileSystem, metaclass=_FromEnvironment):  # typ
         except httpx.TimeoutException as exc:
             raise SupabaseStorageError(timed_out(exc, self._endpoint, self._shown(path), self.bounds)) from None
         except httpx.HTTPError as exc:
+            lost = isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError))
             raise SupabaseStorageError(
                 f"cannot reach Supabase Storage at {self._endpoint} for {self._shown(path)}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}",
+                code=CONNECTION_LOST if lost else "",
             ) from None
         except pydantic.ValidationError as exc:
             raise SupabaseStorageError(
@@ -223,13 +227,18 @@ class SupabaseFileSystem(AbstractFileSystem, metaclass=_FromEnvironment):  # typ
         A read racing a replacement of the same object can find the version
         it looked up just deleted (the server then fails with HTTP 500:
         ENOENT, or a reply it cannot send); asked again, it finds the new one.
-        Reads are safe to repeat; writes are never repeated.
+        A read whose connection broke in the middle of the answer is asked
+        again once. Reads are safe to repeat; writes are never repeated here.
         """
+        lost = 0
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 with self._errors(path):
                     return call()
             except SupabaseStorageError as exc:
+                if exc.code == CONNECTION_LOST and not lost:
+                    lost += 1
+                    continue
                 if exc.status != "500" or exc.code == "NotSupabaseStorage" or attempt == READ_ATTEMPTS:
                     raise
             time.sleep(READ_RETRY_PAUSE * attempt * random.uniform(0.5, 1.5))  # jitter: apart from other readers
@@ -383,6 +392,23 @@ class SupabaseFileSystem(AbstractFileSystem, metaclass=_FromEnvironment):  # typ
                 found[info["name"]] = info
         names = sorted(found)
         return {name: found[name] for name in names} if detail else names
+
+    def list_pages(self, prefix: str) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+        """The objects whose keys start with ``prefix`` (``bucket/key…``, matched as a string; a final ``/`` kept).
+
+        A page (up to ``list_page_size`` objects) a request: each page's
+        entries, as :meth:`find` describes them, and whether more follow.
+        """
+        bucket, key = self.split_path(prefix)
+        if key and prefix.endswith("/"):
+            key += "/"
+        with self._errors(prefix):
+            for entries, more in pages_v2(self._bucket(bucket), key, folders=False, page_size=self.list_page_size):
+                yield [
+                    file_entry(f"{bucket}/{entry.key}", entry.row)
+                    for entry in entries
+                    if entry.row is not None and not entry.is_placeholder
+                ], more
 
     def modified(self, path: str) -> datetime.datetime:
         return _parse_time(self.info(path).get("last_modified"), path)

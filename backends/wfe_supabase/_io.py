@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from wfe import StoreError, StoreURLError
-from wfe.storage import SpooledStaging, Staging, StorageIO, translate
+from wfe.storage import Listed, Page, SpooledStaging, Staging, StorageIO, translate
 
 from ._errors import SERVICE_ROLE, VALID_KEY
 
@@ -41,6 +42,8 @@ class SupabaseIO(StorageIO):
     tamperable = True
     conditional_create = False
     exclusive_publish = True
+    paged_listing = True  # list-v2: 1,000 keys a request in name order, from any string prefix
+    create_only_upload = True  # an upload without upsert is refused for an existing key
 
     def __init__(self, fs: Any, root: str) -> None:
         root = root.strip("/")
@@ -65,6 +68,41 @@ class SupabaseIO(StorageIO):
                 fs.role,
             )
 
+    def list_prefix(self, prefix: str, start_after: str = "") -> Iterator[Page]:
+        """list-v2 pages (one request each) of the objects starting with ``prefix``, with their MD5 ETags.
+
+        The server pages by its own cursor, not by name: objects up to
+        ``start_after`` are listed and left out here.
+        """
+        base = len(self.root) + 1
+        for entries, more in self.fs.list_pages(self.path(prefix)):
+            objects = [
+                Listed(entry["name"][base:], int(entry["size"]), str(entry.get("etag") or "").strip('"') or None)
+                for entry in entries
+            ]
+            yield Page([o for o in objects if o.rel > start_after], more)
+
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> Page:
+        folder = prefix.strip("/")
+        found: list[Listed] = []
+        more = False
+        for page in self.list_prefix(f"{folder}/" if folder else "", start_after):
+            found.extend(page.objects)
+            more = page.more
+            if len(found) > limit or not more:
+                break
+        return Page(found[:limit], more or len(found) > limit)
+
+    def write_new(self, rel: str, data: bytes) -> bool:
+        """One create-only upload: blobs and configs need no move, racing writers write the same bytes."""
+        path = self.path(rel)
+        with translate("write", path):
+            try:
+                self.fs.upload(path, data, overwrite=False)
+            except FileExistsError:
+                return False
+        return True
+
     def exists(self, rel: str) -> bool:
         path = self.path(rel)
         with translate("check", path):
@@ -78,9 +116,12 @@ class _StagedPublish(SpooledStaging):
     """Spool in memory (or a local file past the spool limit), then publish.
 
     An overwrite is one upload (upsert). An exclusive publish uploads to a
-    fresh key under ``tmp/`` (never refused for existing, so its body is never
-    left unread on a connection) and moves it into place with
-    :meth:`SupabaseFileSystem.move_new`, which exactly one of racing writers wins.
+    fresh key under ``tmp/`` (an upsert: never refused, so its body is never
+    left unread on a connection, and the same if sent twice) and moves it into
+    place with :meth:`SupabaseFileSystem.move_new`, which exactly one of racing
+    writers wins. A move sent twice (its connection broke before the answer)
+    finds its source gone and the key taken: counted as lost, as it would be
+    had another writer won, so the caller reads what is there.
     """
 
     def __init__(self, storage: SupabaseIO) -> None:
@@ -97,11 +138,15 @@ class _StagedPublish(SpooledStaging):
                 fs.upload(path, self._buffer, overwrite=True)
                 return True
             staged = self._target.path(f"{STAGING}/{uuid.uuid4().hex}")
-            fs.upload(staged, self._buffer, overwrite=False)
+            fs.upload(staged, self._buffer, overwrite=True)
             try:
                 fs.move_new(staged, path)
             except FileExistsError:
                 pass  # another writer's is there: ours goes
+            except FileNotFoundError:
+                if not fs.object_exists(path):
+                    raise
+                return False  # moved by a first attempt whose answer was lost, or gone as another's won
             except BaseException:
                 with contextlib.suppress(Exception):  # gone already if the move went through after all
                     fs.rm_file(staged)

@@ -39,22 +39,32 @@ def list_v2(proxy: Any, prefix: str, *, folders: bool, page_size: int) -> Iterat
     should end with ``/``); without, every object anywhere below it. Errors
     are storage3's, for the caller to translate.
     """
+    for entries, _ in pages_v2(proxy, prefix, folders=folders, page_size=page_size):
+        yield from entries
+
+
+def pages_v2(proxy: Any, prefix: str, *, folders: bool, page_size: int) -> Iterator[tuple[list[Entry], bool]]:
+    """:func:`list_v2` a request at a time: each page's entries, and whether the listing goes on after them.
+
+    ``prefix`` is matched as a string (``actions/0`` lists ``actions/0a/…``).
+    """
     cursor: str | None = None
     while True:
         options: dict[str, Any] = {"prefix": prefix, "with_delimiter": folders, "limit": min(page_size, LIST_LIMIT)}
         if cursor:
             options["cursor"] = cursor
         page = proxy.list_v2(options)
-        for folder in page.folders:
-            yield Entry(folder.name.rstrip("/"), None)
+        entries = [Entry(folder.name.rstrip("/"), None) for folder in page.folders]
         for found in page.objects:
-            yield Entry(found.name, {
+            entries.append(Entry(found.name, {
                 "id": found.id,
                 "metadata": found.metadata or {},
                 "updated_at": found.updated_at.isoformat(),
                 "created_at": found.created_at.isoformat(),
-            })  # fmt: skip
-        if not page.hasNext or not page.nextCursor:
+            }))  # fmt: skip
+        more = bool(page.hasNext and page.nextCursor)
+        yield entries, more
+        if not more:
             return
         cursor = page.nextCursor
 

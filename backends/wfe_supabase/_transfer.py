@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from fsspec.spec import AbstractBufferedFile
 
 if TYPE_CHECKING:
     from ._fs import SupabaseFileSystem
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection
 READ_TIMEOUT = 30.0  # seconds without a byte received (or, uploading, taken by the server)
@@ -45,7 +48,7 @@ class Bounds:
     def __str__(self) -> str:
         return (
             f"connect_timeout {_shown(self.connect)} s, read_timeout {_shown(self.read)} s, "
-            f"timeout {_shown(self.operation)} s, 1 attempt: storage3 does not retry"
+            f"timeout {_shown(self.operation)} s, 1 attempt: a request that times out is not sent again"
         )
 
 
@@ -67,11 +70,48 @@ def new_storage_client(base_url: str, key: str, bounds: Bounds) -> Any:
 
     # HTTP/1.1 on purpose: h2's header encoder logs header values (the key) at DEBUG level.
     # storage3 sends every request through this client and retries nothing: each request is one
-    # attempt, bounded by connect_timeout and by read_timeout without a byte either way.
+    # attempt, bounded by connect_timeout and by read_timeout without a byte either way, except that
+    # a connection lost under a request before its answer is tried once more (see _OnceMore).
     timeout = httpx.Timeout(connect=bounds.connect, read=bounds.read, write=bounds.read, pool=bounds.operation)
-    http = httpx.Client(http2=False, timeout=timeout, follow_redirects=True)
+    http = httpx.Client(http2=False, timeout=timeout, follow_redirects=True, transport=_once_more())
     headers = {"apiKey": key, "Authorization": f"Bearer {key}"}
     return SyncStorageClient(f"{base_url.rstrip('/')}/", headers, http_client=http)
+
+
+def _once_more() -> Any:
+    """An HTTP transport that sends a request once more when its connection broke before the answer began.
+
+    A pooled keep-alive connection can die under a request: the server (or
+    something between) closed it while it sat idle, or, with many threads
+    sharing the pool, it was closed as expired just as a request took it
+    (``ReadError: [Errno 9] Bad file descriptor``). The request is sent again
+    on another connection, once, if its body can be sent again (bytes or a
+    multipart form; not a one-shot stream). Every request wfe sends may be
+    repeated: reads and listings change nothing, uploads go to a key of their
+    own or rewrite the same bytes, and a create-only upload or move repeated
+    after the first went through finds the key taken, which is what it would
+    find had another writer won. A timeout is never sent again.
+    """
+    import httpx
+
+    class OnceMore(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return super().handle_request(request)
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+                if not _repeatable(request):
+                    raise
+                log.debug("%s %s: connection lost (%s); sending it once more", request.method, request.url.path, exc)
+                return super().handle_request(request)
+
+    # Keep as many idle connections as wfe has requests in flight, so a busy pool does not churn.
+    return OnceMore(limits=httpx.Limits(max_connections=100, max_keepalive_connections=64))
+
+
+def _repeatable(request: Any) -> bool:
+    import httpx
+
+    return isinstance(request.stream, httpx.ByteStream) or type(request.stream).__name__ == "MultipartStream"
 
 
 def stream_range(proxy: Any, bucket: str, key: str, start: int, end: int | None) -> bytearray:

@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,14 +165,15 @@ class _Counting:
     writes it as one step: of racing create-only PUTs of a key, exactly one
     succeeds. moto checks, then writes, in a thread per request, so two can
     both pass the check; here its conditional writes are taken one at a time,
-    which is what S3 promises of them (other requests still run side by side).
+    which is what S3 promises of them. Writes to different keys, conditional
+    or not, still run side by side (a lock per key, striped over a few).
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
         self._log: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._conditional = threading.Lock()
+        self._conditional = [threading.Lock() for _ in range(64)]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -187,7 +189,7 @@ class _Counting:
             with self._lock:
                 self._log.append({"method": method, "path": path, "query": environ.get("QUERY_STRING", "")})
         if method == "PUT" and ("HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ):
-            with self._conditional:
+            with self._conditional[zlib.crc32(path.encode()) % len(self._conditional)]:
                 return list(self._app(environ, start_response))
         return self._app(environ, start_response)
 

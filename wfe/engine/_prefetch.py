@@ -25,10 +25,11 @@ wrong or stale plan costs requests, never a wrong result.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..storage._base import Listed, StorageIO
+from ..storage._base import Listed, Page, StorageIO
 from ..store._manifest import ActionResult
 from ..store._paths import BLOB_PREFIX, blob_path, digest_from_record_path, record_path
 from ..store._plans import Planned
@@ -51,16 +52,9 @@ class Known:
     requests: int = 0
 
 
-def list_range(storage: StorageIO, prefix: str, after: str, before: str | None) -> list[Listed]:
-    """The objects under ``prefix`` named after ``after`` and before ``before``, a page (one request) at a time."""
-    found: list[Listed] = []
-    while True:
-        page = storage.list_page(prefix, after)
-        inside = [o for o in page.objects if before is None or o.rel < before]
-        found.extend(inside)
-        if not page.more or not page.objects or len(inside) < len(page.objects):
-            return found
-        after = page.objects[-1].rel
+def list_all(storage: StorageIO, prefix: str, start_after: str) -> list[Listed]:
+    """The objects whose paths start with ``prefix`` and sort after ``start_after``, a page (one request) at a time."""
+    return [o for page in storage.list_prefix(prefix, start_after) for o in page.objects]
 
 
 class Listing(NamedTuple):
@@ -77,7 +71,7 @@ def _listed(storage: StorageIO, prefix: str, wanted: set[str], whole: bool, know
     """
     if not storage.paged_listing:
         return None  # a listing might cost a request per folder: ask for each object instead
-    first = storage.list_page(prefix)
+    first = next(storage.list_prefix(f"{prefix}/"), Page([], False))
     known.requests += 1
     objects = {o.rel: o for o in first.objects}
     if not first.more or not first.objects:
@@ -99,8 +93,8 @@ def _listed(storage: StorageIO, prefix: str, wanted: set[str], whole: bool, know
         stop = f"{prefix}/{HEX[HEX.index(digit) + 1]}" if digit != "f" else None
         if stop is not None and stop <= last:
             continue  # the first page had all of it
-        ranges.append((max(start, last), stop))
-    found = storage.gather(lambda bounds: list_range(storage, prefix, bounds[0], bounds[1]), ranges)
+        ranges.append((start, last if last > start else ""))
+    found = storage.gather(lambda bounds: list_all(storage, *bounds), ranges)
     known.requests += sum(len(part) // PAGE + 1 for part in found)
     for part in found:
         objects.update((o.rel, o) for o in part)
@@ -119,7 +113,8 @@ def prefetch(store: Store, plan: dict[str, Planned], unpredicted: int) -> Known:
     """Confirm what ``plan`` predicts (see the module's docstring); ``unpredicted``: lookups it cannot help with.
 
     With many of those, the whole action cache is listed once, so each is
-    answered without a request where the listing shows no entry.
+    answered without a request where the listing shows no entry. The output
+    blobs the plan names are listed at the same time as the action entries.
     """
     known = Known()
     storage = store.io
@@ -128,7 +123,16 @@ def prefetch(store: Store, plan: dict[str, Planned], unpredicted: int) -> Known:
     whole = unpredicted >= 2 * len(HEX)  # then listing the whole cache costs fewer requests than asking
     if not rels and unpredicted < 2:
         return known  # nothing a listing would save a request on
-    listing = _listed(storage, ACTIONS, set(rels), whole, known)
+    results = {key: planned.result() for key, planned in predicted.items()}
+    outputs = {blob_path(a.digest) for result in results.values() if result for a in result.outputs if a.stored}
+    counted = Known()
+    # One round trip for both listings, not one after the other; in a thread of its own, since a listing
+    # waits on the request threads.
+    with ThreadPoolExecutor(1, thread_name_prefix="wfe-prefetch") as side:
+        blobs = side.submit(_listed, storage, BLOB_PREFIX, outputs, False, counted) if outputs else None
+        listing = _listed(storage, ACTIONS, set(rels), whole, known)
+        blob_listing = blobs.result() if blobs is not None else None
+    known.requests += counted.requests
     if listing is not None and listing.whole:
         known.action_keys = {
             key for rel in listing.objects if (key := digest_from_record_path(ACTIONS, rel)) is not None
@@ -139,7 +143,7 @@ def prefetch(store: Store, plan: dict[str, Planned], unpredicted: int) -> Known:
         if listing is not None and entry is None:
             continue  # not there: a miss
         planned = predicted[key]
-        result = planned.result() if entry is not None and entry.etag == planned.md5 else None
+        result = results[key] if entry is not None and entry.etag == planned.md5 else None
         if result is None:
             unsure.append(key)
             continue
@@ -151,26 +155,33 @@ def prefetch(store: Store, plan: dict[str, Planned], unpredicted: int) -> Known:
         for key, pair in zip(unsure, found, strict=True):
             if pair is not None:
                 known.hits[key], known.entries[key] = pair
-    _drop_missing_outputs(store, known)
+    _drop_missing_outputs(store, known, blob_listing, outputs)
     log.debug("prefetch: %d of %d predicted hits confirmed in %d requests", len(known.hits), len(predicted),
               known.requests)
     return known
 
 
-def _drop_missing_outputs(store: Store, known: Known) -> None:
-    """Keep only the hits whose stored outputs all exist."""
+def _drop_missing_outputs(store: Store, known: Known, listing: Listing | None, listed: set[str]) -> None:
+    """Keep only the hits whose stored outputs all exist.
+
+    ``listing`` answers for the blob paths in ``listed`` (what the plan
+    predicted); any other output (an entry that changed since the plan) is
+    listed or asked for here.
+    """
     wanted = {blob_path(a.digest) for result in known.hits.values() for a in result.outputs if a.stored}
-    if not wanted:
-        return
-    listing = _listed(store.io, BLOB_PREFIX, wanted, False, known)
-    if listing is not None:
-        there = {rel for rel in wanted if rel in listing.objects}
-    else:
-        ordered = sorted(wanted)
-        answers = store.io.gather(store.io.exists, ordered)
-        known.requests += len(ordered)
-        there = {rel for rel, exists in zip(ordered, answers, strict=True) if exists}
+    there = {rel for rel in wanted if rel in listing.objects} if listing is not None else set()
+    rest = wanted - listed if listing is not None else wanted
+    if rest:
+        more = _listed(store.io, BLOB_PREFIX, rest, False, known)
+        if more is not None:
+            there |= {rel for rel in rest if rel in more.objects}
+        else:
+            ordered = sorted(rest)
+            answers = store.io.gather(store.io.exists, ordered)
+            known.requests += len(ordered)
+            there |= {rel for rel, exists in zip(ordered, answers, strict=True) if exists}
     for key in [k for k, r in known.hits.items() if any(blob_path(a.digest) not in there for a in r.outputs
                                                          if a.stored)]:
         del known.hits[key]
         del known.entries[key]
+

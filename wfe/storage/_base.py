@@ -83,6 +83,10 @@ class StorageIO:
     - ``exclusive_publish``: of concurrent exclusive writes to one path, exactly
       one succeeds (a hard link on local disk, a lock in memory); without it,
       racing writers may each think they wrote first.
+    - ``create_only_upload``: :meth:`write_new` is one request that is refused
+      when the object exists as it starts (racing writers may both succeed:
+      fine for content-addressed bytes, which are the same from every writer),
+      so callers need no existence check first.
     - ``hard_links``: :meth:`LocalIO.link_new` and :meth:`LocalIO.touch` exist
       (local disk): a lease can then be a link to one file its run keeps fresh.
     - ``remote``: each request is a round trip over a network (object stores),
@@ -90,8 +94,9 @@ class StorageIO:
       a listing that answers many questions at once beats one request per
       question. False for local disk and memory, where a call costs microseconds.
 
-    - ``paged_listing``: :meth:`list_page` is one request for up to 1,000
-      names in name order (S3's ListObjectsV2), so a run may list a folder
+    - ``paged_listing``: :meth:`list_page` and each page of :meth:`list_prefix`
+      are one request for up to 1,000 names in name order (S3's
+      ListObjectsV2, Supabase's list-v2), so a run may list a folder
       instead of asking for each object in it; without it (the default) a
       listing may cost a request per folder, and a run asks per object.
 
@@ -103,6 +108,7 @@ class StorageIO:
     tamperable = True
     conditional_create = False
     exclusive_publish = False
+    create_only_upload = False
     hard_links = False
     remote = True
     paged_listing = False
@@ -178,6 +184,25 @@ class StorageIO:
         after = [o for o in objects if o.rel > start_after]
         return Page(after[:limit], len(after) > limit)
 
+    def list_prefix(self, prefix: str, start_after: str = "") -> Iterator[Page]:
+        """The objects whose paths start with ``prefix`` (any string, not only a folder), after ``start_after``.
+
+        In name order, a page at a time: one request per page of up to 1,000
+        where the backend pages its listings (``paged_listing``). Here, pages
+        of :meth:`list_page` of the folder ``prefix`` is in, from just before
+        ``prefix`` to the first name past it.
+        """
+        folder = prefix.rpartition("/")[0]
+        after = max(start_after, prefix[:-1])  # names from here on may start with prefix
+        while True:
+            page = self.list_page(folder, after)
+            inside = [o for o in page.objects if o.rel.startswith(prefix) and o.rel > start_after]
+            past = any(o.rel > prefix and not o.rel.startswith(prefix) for o in page.objects)
+            yield Page(inside, page.more and not past)
+            if past or not page.more or not page.objects:
+                return
+            after = page.objects[-1].rel
+
     def gather(self, call: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[call(item) for item in items]``, with up to ``concurrency`` calls at once where the store is remote.
 
@@ -227,6 +252,15 @@ class StorageIO:
 
     def stage(self) -> Staging:
         return SpooledStaging(self)
+
+    def write_new(self, rel: str, data: bytes) -> bool:
+        """Put content-addressed ``data`` at ``rel`` unless an object is there; True if this call wrote it.
+
+        Every writer of ``rel`` writes these same bytes, so a backend may let
+        racing writers both succeed (``create_only_upload``); here, an
+        exclusive :meth:`write_bytes`.
+        """
+        return self.write_bytes(rel, data, exclusive=True)
 
     def create_small(self, rel: str, data: bytes) -> bool:
         """Create a small record only if ``rel`` does not exist; False if it does.

@@ -120,10 +120,13 @@ class BlobStore:
         # Ask first unless the write itself refuses an existing blob and the data is small enough
         # that writing it in vain costs less than asking every time: except for the blobs this store
         # put lately, such as the same value returned by many nodes, which are likely there already.
-        refuses = self._io.conditional_create or (self._io.exclusive_publish and len(data) <= SMALL_BLOB)
-        if (not refuses or digest in self._recent) and self._io.exists(rel):
+        io = self._io
+        refuses = io.conditional_create or (
+            (io.exclusive_publish or io.create_only_upload) and len(data) <= SMALL_BLOB
+        )
+        if (not refuses or digest in self._recent) and io.exists(rel):
             return digest, len(data), False
-        created = self._io.write_bytes(rel, data, exclusive=True)
+        created = io.write_new(rel, data)
         if refuses:
             if len(self._recent) >= RECENT_BLOBS:
                 self._recent.clear()
@@ -240,36 +243,20 @@ class BlobStore:
     def with_prefix(self, hexprefix: str, limit: int) -> list[str]:
         """Up to ``limit`` stored digests whose hex starts with ``hexprefix`` (at least two lowercase hex), in order.
 
-        Lists only the folder of its first two characters: on a paged backend
-        (S3), from the prefix on, stopping at the first name past it (one
-        request for up to 1,000 names); elsewhere, that one folder.
+        Lists only the names starting with it, in the folder of its first two
+        characters: one request for up to 1,000 on a paged backend (S3,
+        Supabase), that one folder elsewhere.
         """
         if len(hexprefix) < 2 or hexprefix.strip("0123456789abcdef"):
             raise ValueError(f"not a digest prefix: {hexprefix!r}")
-        folder = f"{BLOB_PREFIX}/{hexprefix[:2]}"
-        start = f"{folder}/{hexprefix[2:]}"
-        rest = hexprefix[2:]
-        before = int(rest, 16) - 1 if rest else -1  # the last name below the prefix: every one after it is listed
-        after = f"{folder}/{before:0{len(rest)}x}{'f' * (62 - len(rest))}" if before >= 0 else folder + "/"
-        if not self._io.paged_listing:  # local disk and the like: one listing of that one folder
-            names = sorted(rel for rel in self._io.walk(folder) if rel.startswith(start))
-            return [d for d in map(digest_from_path, names) if d is not None][:limit]
         found: list[str] = []
-        while len(found) < limit:
-            page = self._io.list_page(folder, after)
+        for page in self._io.list_prefix(f"{BLOB_PREFIX}/{hexprefix[:2]}/{hexprefix[2:]}"):
             for listed in page.objects:
-                if not listed.rel.startswith(start):
-                    if listed.rel > start:
-                        return found
-                    continue
                 digest = digest_from_path(listed.rel)
                 if digest is not None:
                     found.append(digest)
                     if len(found) >= limit:
                         return found
-            if not page.more or not page.objects:
-                return found
-            after = page.objects[-1].rel
         return found
 
     def __contains__(self, digest: object) -> bool:

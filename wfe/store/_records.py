@@ -66,8 +66,8 @@ class ConfigStore:
         """Store a config already in canonical JSON whose digest the caller took (the planner does)."""
         rel = record_path(self.PREFIX, digest)
         # Where the write itself refuses an existing config, one request instead of two.
-        if self._io.conditional_create or not self._io.exists(rel):
-            self._io.write_bytes(rel, data, exclusive=True)
+        if self._io.conditional_create or self._io.create_only_upload or not self._io.exists(rel):
+            self._io.write_new(rel, data)
 
     def _remember(self, digest: str, data: bytes) -> None:
         # Content-addressed: the bytes under a digest never change, so keeping them is always right.
