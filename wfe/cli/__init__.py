@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Verb modules, imported only to build the parser; each imports what it needs lazily.
-VERBS = ("run", "blobs", "runs", "ops", "graph", "check")
+VERBS = ("run", "blobs", "runs", "ops", "graph", "check", "ui")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -13,7 +13,7 @@ import time
 from typing import NamedTuple
 
 from .._errors import WfeError
-from .._humanize import human_size
+from .._humanize import human_seconds, human_size
 from ..graph._model import WorkflowGraph
 from ..ops._history import producers, run_workflow
 from ..store._manifest import NodeRecord, RunManifest
@@ -63,7 +63,7 @@ def build_report(store: Store, manifest: RunManifest) -> str:
     meta = [
         ("run", f"<code>{_e(manifest.run_id)}</code>"),
         ("started", _e(_when(manifest.started))),
-        ("duration", _e(_seconds(duration))),
+        ("duration", _e(human_seconds(duration))),
         ("nodes", str(len(manifest.nodes))),
         *((status, str(counts[status])) for status in STATUS_COLOURS if counts.get(status)),
         ("cache hits", f"{hits} of {len(function_nodes)} function nodes"),
@@ -113,7 +113,8 @@ def _graph_svg(store: Store, manifest: RunManifest) -> str:
     boxes = {}
     for node_id in order:
         record = manifest.nodes[node_id]
-        tip = f"{node_id}: {record.status}" + (f" ({_seconds(record.duration)})" if record.duration is not None else "")
+        took = f" ({human_seconds(record.duration)})" if record.duration is not None else ""
+        tip = f"{node_id}: {record.status}{took}"
         if record.error:
             tip += f"\n{record.error}"
         boxes[node_id] = Box(record.status, record.function or "file", tip, record.function is None)
@@ -223,7 +224,7 @@ def _table(manifest: RunManifest) -> str:
         rows.append(
             f'<tr data-node="{_e(node_id)}"><td><b>{_e(node_id)}</b></td><td>{function}</td>'
             f"<td>{_pill(record.status)}</td>"
-            f'<td class="num">{_e(_seconds(record.duration))}</td><td class="num">{len(record.inputs)}</td>'
+            f'<td class="num">{_e(human_seconds(record.duration))}</td><td class="num">{len(record.inputs)}</td>'
             f'<td>{outputs}</td><td class="num">{_e(human_size(sum(a.size for a in record.outputs)))}</td>'
             f"<td>{cache}</td><td>{key}</td><td>{_e(record.error or '')}</td></tr>"
         )
@@ -277,13 +278,3 @@ def _when(moment: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value < 0.001:
-        return "<1 ms"
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    if value < 120:
-        return f"{value:.2f} s"
-    return f"{value / 60:.1f} min"
