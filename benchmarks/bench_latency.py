@@ -24,8 +24,9 @@ each on a fresh prefix; requests per node are the proxy's count for the whole
 child process over the node count.
 
 Beside each run on S3, its physical limit (the ``s3 floor`` rows): the
-same requests it sent, method for method and key for key (writes under a
-fresh prefix, conditional where its were; reads and listings as they were),
+same requests it sent, method for method and key for key (writes to the
+same keys in a bucket of their own, conditional where its were; reads and
+listings as they were),
 sent bare with plain HTTP/1.1 and nothing between them but the run's
 in-flight bound, from a fresh process. No run that sends those requests at
 that bound can take less; the ratio of the two is what the engine adds
@@ -147,6 +148,7 @@ class Backend:
     options: dict[str, Any]  # through the proxy
     direct_options: dict[str, Any] | None  # straight to the server (None: it cannot be reached so)
     preload: list[str]  # modules the child imports before its clock starts
+    scratch_bucket: Callable[[], str] | None = None  # a new bucket, for the floor's writes (S3)
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -190,6 +192,7 @@ def s3_backend(delay_s: float) -> Iterator[Backend]:
             options={**server.options, "endpoint_url": proxy.url},
             direct_options=dict(server.options),
             preload=["s3fs", "wfe_s3"],
+            scratch_bucket=server.make_bucket,
             env=server.env,
         )
 
@@ -297,17 +300,20 @@ def floor(backend: Backend, run: Measurement, prefix: str, timeout: float) -> Me
     """The requests ``run`` sent at ``prefix``, bare and all at once (``FLOOR_CHILD``).
 
     Reads (GET, HEAD) go where the run's went; writes (PUT, DELETE) to the
-    same keys under a fresh prefix, so the store stays as the run left it.
+    same keys in a bucket of their own, so the store, and the time the
+    server takes to list it, stay as the run left them.
     """
     from wfe.storage import CONCURRENCY
 
-    fresh = f"floor-{uuid.uuid4().hex[:10]}"
+    assert backend.scratch_bucket is not None
+    scratch = backend.scratch_bucket()
     requests = []
     for (method, target, conditional), number in sorted(run.sent.items()):
         if method not in FLOOR_METHODS:
             continue
         if method in ("PUT", "DELETE"):
-            target = target.replace(f"/{prefix}/", f"/{fresh}/", 1)
+            bucket = target.lstrip("/").split("/", 1)[0]
+            target = target.replace(f"/{bucket}/", f"/{scratch}/", 1)
         requests.extend([method, target, conditional] for _ in range(number))
     spec = {"port": backend.proxy.port, "requests": requests, "concurrency": CONCURRENCY, "body": FLOOR_BODY}
     backend.proxy.reset()

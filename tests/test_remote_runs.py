@@ -200,8 +200,8 @@ def test_a_stale_or_hostile_plan_gives_what_the_node_by_node_path_gives(
     root = f"/remote-{uuid.uuid4().hex[:8]}"
     store = remote_memory_store(root, kind)
     assert wfe.run(workflow, store).ok
-    for kind, pick in mutations:
-        _mutate(store, kind, pick)
+    for change, pick in mutations:
+        _mutate(store, change, pick)
     # The same store state, read node by node: a store that is not remote takes no plan and no listing.
     exact_root = f"/exact-{uuid.uuid4().hex[:8]}"
     copy_tree(store, exact_root)
