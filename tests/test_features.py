@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import os
 import shutil
 import subprocess
@@ -63,8 +64,15 @@ def test_mapped_node_caches_each_element(project: Path, tmp_path: Path) -> None:
     total_digest = first["nodes"]["sum"]["outputs"][0]["digest"]
     assert json.loads(wfe.open_store(str(store)).blobs.get(total_digest)) == sum(i * i for i in range(1, 101))
 
+    blobs = {path: path.stat().st_mtime_ns for path in (store / "blobs").rglob("*") if path.is_file()}
+    time.sleep(0.01)
     again = run(project, "map.yaml", store, log)
     assert calls(log) == [] and {n["status"] for n in again["nodes"].values()} == {"cached"}
+    # a cached element costs no write: its input blob is neither written again nor renewed (the workflow's
+    # blob and the mapped node's list are: put again, as a cached plain node's outputs are not)
+    after = {path: path.stat().st_mtime_ns for path in (store / "blobs").rglob("*") if path.is_file()}
+    assert after.keys() == blobs.keys()
+    assert len([path for path in blobs if after[path] != blobs[path]]) <= 2
 
     edit(project / "map.yaml", lambda d: d["nodes"][0]["config"].update(count=101))
     grown = run(project, "map.yaml", store, log)

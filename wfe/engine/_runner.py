@@ -313,14 +313,26 @@ class _Run:
         self.blobs_written: set[str] = outer.blobs_written if outer is not None else set()
 
     def execute(self) -> RunResult:
+        functions = list({id(p.function): p.function for p in self.planned.values() if p.function}.values())
+        early: list[Future[Any]] = []  # on a remote store, sent while the run finds out what is cached
         if self.canonical is not None:  # so the run can be replayed from the store alone
-            self.store.blobs.put(self.canonical)
+            if self.remote and self.outer is None:
+                early.append(self.store.io.submit(self.store.blobs.put, self.canonical))
+            else:
+                self.store.blobs.put(self.canonical)
             self.canonical = None
         if self.remote and self.outer is None:
-            if self.leases.enabled:  # alone on the store: no leases, and misses known from one listing
-                self.presence = Presence(self.store.io, self.manifest.run_id, self.leases.owner)
-                self.presence.start()
-            self._prefetch()
+            early.extend(self.store.io.submit(self.store.functions.put, entry.spec) for entry in functions)
+            functions = []
+            try:
+                if self.leases.enabled:  # alone on the store: no leases, and misses known from one listing
+                    self.presence = Presence(self.store.io, self.manifest.run_id, self.leases.owner)
+                    self.presence.start()
+                self._prefetch()
+            finally:
+                errors = [error for future in early if (error := future.exception()) is not None]
+            if errors:
+                raise errors[0]
         configs = {
             p.config_digest: p.config_json
             for node_id, p in self.planned.items()
@@ -329,8 +341,7 @@ class _Run:
         }
         self.store.io.gather(lambda item: self.store.configs.put_json(item[1], item[0]), list(configs.items()))
         self.configs_stored.update(configs)
-        functions = {id(p.function): p.function for p in self.planned.values() if p.function}.values()
-        self.store.io.gather(lambda entry: self.store.functions.put(entry.spec), list(functions))
+        self.store.io.gather(lambda entry: self.store.functions.put(entry.spec), functions)
         for node_id in self.order:
             p = self.planned[node_id]
             record = self.manifest.nodes[node_id] = NodeRecord.pending(

@@ -26,7 +26,7 @@ from .._errors import WfeError
 from ..graph._codecs import ARTIFACT_LIST, decode_json, encode_json
 from ..graph._mime import mime_base
 from ..graph._model import Artifact
-from ..store._digest import action_key, canonical_json
+from ..store._digest import action_key, canonical_json, digest_of
 from ..store._manifest import NodeRecord
 from ._plan import InnerPlan, output_index
 from ._task import TaskResult
@@ -85,14 +85,21 @@ def start_map(run: RunState, node_id: str, inputs: list[Artifact]) -> dict[Futur
         return {}
     record.elements = []
     pending: dict[Future[TaskResult], Pending] = {}
-    for index, element in enumerate(elements):
+    rest = [a.digest for a in inputs[1:]]
+    for index, (element, data) in enumerate(elements):
         element_inputs = [element, *inputs[1:]]
-        key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in element_inputs])
+        key = action_key(spec.name, spec.version, p.config_digest, [element.digest, *rest])
         hit = run.lookup(key) if p.cache == "use" else None
         if hit is not None:
             record.elements.append({"action_key": key, "status": "cached", "outputs": _dump(hit.outputs)})
             continue
         record.elements.append({"action_key": key, "status": "running"})
+        if data is not None:  # an element to compute: its blob is stored first (a cached one's was, when it ran)
+            try:
+                run.store.blobs.put(data)
+            except WfeError as exc:
+                _fail(run, node_id, f"cannot store element {index}: {exc}")
+                return {}
         future = run.submit(node_id, element_inputs)
         if future is None:
             return {}
@@ -144,17 +151,21 @@ def _finish_map(run: RunState, node_id: str) -> None:
     run.settle(node_id, outputs, "ran" if ran else "cached")
 
 
-def list_elements(run: RunState, artifact: Artifact) -> list[Artifact]:
-    """The elements of a list output: the artifacts of an artifact list, or a JSON list's items as blobs."""
+def list_elements(run: RunState, artifact: Artifact) -> list[tuple[Artifact, bytes | None]]:
+    """The elements of a list output: the artifacts of an artifact list, or a JSON list's items as blobs.
+
+    Each with the bytes of a blob not stored yet (a JSON item's): stored
+    only for an element that is computed, so a cached element costs no write.
+    """
     if mime_base(artifact.mime) == ARTIFACT_LIST:
-        return [Artifact.model_validate(item) for item in decode_json(value_bytes(run, artifact))]
+        return [(Artifact.model_validate(item), None) for item in decode_json(value_bytes(run, artifact))]
     items = decode_json(value_bytes(run, artifact))
     if not isinstance(items, list):
         raise ValueError(f"expected a JSON list, got {type(items).__name__}")
-    elements = []
+    elements: list[tuple[Artifact, bytes | None]] = []
     for item in items:
-        digest, size = run.store.blobs.put_sized(encode_json(item))
-        elements.append(Artifact(digest=digest, mime="application/json", size=size))
+        data = encode_json(item)
+        elements.append((Artifact(digest=digest_of(data), mime="application/json", size=len(data)), data))
     return elements
 
 
