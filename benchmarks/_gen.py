@@ -1,4 +1,4 @@
-"""Generated workloads shared by the engine benchmarks: chains and fan-outs of trivial nodes."""
+"""Generated workloads shared by the engine benchmarks: chains, fan-outs and mapped nodes of trivial nodes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def start(*, value=0):
 @wfe.function(inputs=["application/json"], outputs="application/json")
 def step(x, *, i=0):
     return x + 1
+
+@wfe.function(outputs="application/json")
+def items(*, n=0):
+    return list(range(n))
 
 @wfe.function(outputs="application/octet-stream")
 def big(*, mib=256):
@@ -46,6 +50,10 @@ def write(folder: Path, shape: str, n: int) -> Path:
     for i in range(1, n):
         nodes.append({"id": f"n{i}", "function": "step", "config": {"i": i}})
         edges.append({"source": f"n{i - 1}" if shape == "chain" else "n0", "target": f"n{i}"})
+    if shape == "map":  # one node mapped over a JSON list of n items: n actions, one per element
+        nodes = [{"id": "items", "function": "items", "config": {"n": n}}, {"id": "each", "function": "step",
+                                                                             "map": True}]
+        edges = [{"source": "items", "target": "each"}]
     if shape == "big":
         nodes, edges = [{"id": "big", "function": "big", "config": {"mib": n}}], []
     if shape == "big_path":

@@ -226,7 +226,7 @@ def main() -> None:
         f"| start-up: 1-node run | {base_cold * 1000:.0f} ms cold, {base_cached * 1000:.0f} ms cached | < 250 ms |"
     )
     sizes = [100, 200, 1000] + ([] if args.quick else [10000])
-    for shape in ("chain", "fanout"):
+    for shape in ("chain", "fanout", "map"):
         for n in sizes:
             workflow = write(work, shape, n)
             colds, cacheds, peaks, floors, ratios = [], [], [], [], []
@@ -242,8 +242,9 @@ def main() -> None:
             med = statistics.median
             # Below 1,000 nodes the peak moves by whole allocator arenas: too coarse to divide by n.
             memory = f"{max(med(peaks) - base_peak, 0) * 1024 / n:.2f} KB" if n >= 1000 else "-"
+            unit = "element" if shape == "map" else "node"
             rows.append(
-                f"| {shape} of {n}: ms per node cold (limit: its file operations alone, ratio) / cached, "
+                f"| {shape} of {n}: ms per {unit} cold (limit: its file operations alone, ratio) / cached, "
                 f"memory per node | {med(colds):.3f} ({med(floors):.3f}, {med(ratios):.1f} x) / {med(cacheds):.3f} ms, "
                 f"{memory} | < 0.3 / < 0.1 ms, < 2 KB |"
             )
