@@ -53,6 +53,20 @@ def server_ms(url: str) -> float:
     return float(found.group(1))
 
 
+def report(root: str, pages: list[tuple[str, str]], repeat: int, title: str) -> None:
+    """Start ``wfe ui`` on ``root``, time ``pages``, stop it, and print the table under ``title``."""
+    process, base = start(root)
+    try:
+        rows = measure(base, pages, repeat)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    print(f"\n{title}\n")
+    print("| page | first request | median | max |")
+    print("|---|---:|---:|---:|")
+    print("\n".join(rows))
+
+
 def measure(base: str, pages: list[tuple[str, str]], repeat: int) -> list[str]:
     rows = []
     for label, path in pages:
@@ -90,16 +104,8 @@ def main() -> None:
             ("two runs compared", f"/compare?a={first_run}&b={newest}"),
             ("an artifact by digest prefix (newest 2,000 runs looked through)", f"/artifacts/{digest}"),
         ]
-        process, base = start(root)
-        try:
-            rows = measure(base, pages, args.repeat)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-        print(f"\n{len(ids):,} runs, local disk; server time in ms (Server-Timing), {args.repeat} requests each\n")
-        print("| page | first request | median | max |")
-        print("|---|---:|---:|---:|")
-        print("\n".join(rows))
+        report(root, pages, args.repeat,
+               f"{len(ids):,} runs, local disk; server time in ms (Server-Timing), {args.repeat} requests each")
 
         if args.many:
             template = store.runs.get(newest)
@@ -108,16 +114,7 @@ def main() -> None:
                 template.run_id = new_run_id(started + index * 0.5)
                 store.runs.put(template)
             total = len(list(store.runs))
-            process, base = start(root)
-            try:
-                rows = measure(base, pages[:3], args.repeat)
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
-            print(f"\n{total:,} runs, local disk, a newly started server\n")
-            print("| page | first request | median | max |")
-            print("|---|---:|---:|---:|")
-            print("\n".join(rows))
+            report(root, pages[:3], args.repeat, f"{total:,} runs, local disk, a newly started server")
     finally:
         if not args.store:
             shutil.rmtree(folder, ignore_errors=True)

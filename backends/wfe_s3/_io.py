@@ -466,7 +466,20 @@ class S3IO(StorageIO):
 
     def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> Page:
         """One ListObjectsV2 request: up to ``limit`` (at most 1,000) keys after ``start_after``, with ETags."""
-        bucket, key_prefix = self._split(prefix.rstrip("/") + "/")
+        return self._list_once(prefix.rstrip("/") + "/", start_after, limit)
+
+    def list_prefix(self, prefix: str, start_after: str = "") -> Iterator[Page]:
+        """ListObjectsV2 with ``Prefix`` as given (not only a folder), 1,000 keys a request, with ETags."""
+        while True:
+            page = self._list_once(prefix, start_after, 1000)
+            yield page
+            if not page.more or not page.objects:
+                return
+            start_after = page.objects[-1].rel
+
+    def _list_once(self, prefix: str, start_after: str, limit: int) -> Page:
+        """One ListObjectsV2 request for the keys starting with ``prefix`` (a path under the root)."""
+        bucket, key_prefix = self._split(prefix)
         path = self.path(prefix)
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": key_prefix, "MaxKeys": min(limit, 1000)}
         if start_after:
@@ -479,27 +492,6 @@ class S3IO(StorageIO):
             for item in response.get("Contents", [])
         ]
         return Page(objects, bool(response.get("IsTruncated")))
-
-    def list_prefix(self, prefix: str, start_after: str = "") -> Iterator[Page]:
-        """ListObjectsV2 with ``Prefix`` as given (not only a folder), 1,000 keys a request, with ETags."""
-        bucket, key_prefix = self._split(prefix)
-        params: dict[str, Any] = {"Bucket": bucket, "Prefix": key_prefix, "MaxKeys": 1000}
-        if start_after:
-            params["StartAfter"] = self._split(start_after)[1]
-        base = len(self.prefix) + 1 if self.prefix else 0
-        while True:
-            with translate("list", self.path(prefix)):
-                response = self._call("list_objects_v2", f"list {self.path(prefix)!r}: S3", **params)
-            contents = response.get("Contents", [])
-            objects = [
-                Listed(item["Key"][base:], int(item.get("Size", 0)), str(item.get("ETag", "")).strip('"') or None)
-                for item in contents
-            ]
-            more = bool(response.get("IsTruncated")) and bool(contents)
-            yield Page(objects, more)
-            if not more:
-                return
-            params["StartAfter"] = contents[-1]["Key"]
 
     def remove(self, rel: str) -> None:
         """One DELETE, whether or not ``rel`` exists (S3 does not say)."""
