@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WfeError as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -100,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (its type where it has none)."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 

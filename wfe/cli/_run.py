@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._humanize import human_size
-from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, add_common_flags, add_store_argument, store_from_args
+from . import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, add_common_flags, add_store_argument, one_line, store_from_args
 from ._logging_setup import add_logging_flags, configure_logging
 from ._progress import make_display
 
@@ -51,6 +51,7 @@ def add_execution_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .._errors import StoreError
     from ..engine._executors import check_jobs, parse_executor
     from ..engine._runner import run
     from ..graph._functions import allow_modules
@@ -75,6 +76,13 @@ def main(args: argparse.Namespace) -> int:
         detail = str(exc) or "run interrupted"
         print(f"interrupted: {detail}; running it again resumes from the cache", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except StoreError as exc:  # the store failed once the run was under way: the run failed (a bad URL is 2)
+        if display is not None:
+            display.close()
+        if args.debug:
+            raise
+        print(f"error: the run failed: {one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     if display is not None:
         display.close()
     if args.json:

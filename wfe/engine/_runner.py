@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._errors import WfeError, WorkflowError
+from .._errors import StoreError, WfeError, WorkflowError
 from ..graph._functions import load_workflow_modules
 from ..graph._load import load_workflow
 from ..graph._model import Artifact, WorkflowGraph
@@ -176,9 +176,9 @@ def run(
 
     A ``wfe.Workflow`` runs as its graph, in its ``base_dir`` unless ``base_dir`` is given.
     """
-    from ..graph._builder import Workflow
-
-    if isinstance(workflow, Workflow):
+    # A ``wfe.Workflow`` can only exist once its module is imported: a run of a file or graph need not import it.
+    builder = sys.modules.get("wfe.graph._builder")
+    if builder is not None and isinstance(workflow, builder.Workflow):
         store = store if isinstance(store, Store) else open_store(store)
         base_dir = base_dir if base_dir is not None else workflow.base_dir
         workflow = workflow.prepare_run(store, executor)
@@ -313,6 +313,21 @@ class _Run:
         self.blobs_written: set[str] = outer.blobs_written if outer is not None else set()
 
     def execute(self) -> RunResult:
+        try:
+            self._begin()
+        except Exception:
+            # A store that fails before the first node (storing the workflow, configs, the first record) ends
+            # the run as one failing later does: recorded as failed where the store still takes a record.
+            self.manifest.status = "failed"
+            self.manifest.finished = time.time()
+            with suppress(Exception):
+                self.store.runs.put(self.manifest)
+            self._leave()
+            raise
+        return self._execute_nodes()
+
+    def _begin(self) -> None:
+        """Store what a replay needs (the workflow, functions, configs) and the run's first record."""
         functions = list({id(p.function): p.function for p in self.planned.values() if p.function}.values())
         early: list[Future[Any]] = []  # on a remote store, sent while the run finds out what is cached
         if self.canonical is not None:  # so the run can be replayed from the store alone
@@ -352,6 +367,8 @@ class _Run:
             if p.cache != "use":
                 record.cache = p.cache
         self.store.runs.put(self.manifest)
+
+    def _execute_nodes(self) -> RunResult:
         log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.name,
                  len(self.order), self.handle.description, self.store.url)
         try:
@@ -609,6 +626,8 @@ class _Run:
             with os.fdopen(descriptor, "rb") as handle:
                 check_regular(node_id, str(p.file), os.fstat(descriptor).st_mode)
                 digest, size, created = self.store.blobs.put_new(handle)
+        except StoreError:
+            raise  # the store failed, not the file (StoreError is an OSError too)
         except OSError as exc:
             raise WorkflowError(f"file node {node_id!r}: cannot read {p.file}: {exc.strerror or exc}") from None
         if pinned is not None and digest != pinned.digest:
