@@ -35,12 +35,16 @@ class FailingWrites(Faultless):
     writes = 0
     fail_at: int | None = None
     gone = False
+    refused: list[str] = []  # noqa: RUF012  (the paths of the writes that failed)
 
     def _write(self, path: str) -> None:
+        if "/probe-" in path or "capabilities/" in path:
+            return  # the capability probe at opening: it copes with failures by claiming less
         with FailingWrites.lock:
             FailingWrites.writes += 1
             at, count = FailingWrites.fail_at, FailingWrites.writes
         if at is not None and (count == at or (FailingWrites.gone and count > at)):
+            FailingWrites.refused.append(path)
             raise ConnectionResetError(104, f"Connection reset by peer (writing {path})")
 
     def pipe_file(self, path: str, value: bytes, *args: Any, **kwargs: Any) -> None:
@@ -61,6 +65,7 @@ fsspec.register_implementation(FailingWrites.protocol, FailingWrites, clobber=Tr
 
 def _run(url: str, cwd: Path, *, fail_at: int | None, gone: bool = False) -> Any:
     FailingWrites.writes, FailingWrites.fail_at, FailingWrites.gone = 0, fail_at, gone
+    FailingWrites.refused = []
     try:
         return run_in_process(["run", str(EXAMPLE), "--store", url, "--json"], cwd, {"PATH": "/usr/bin:/bin"})
     finally:
@@ -81,11 +86,12 @@ def test_a_store_failing_mid_run_fails_the_run_in_one_line_and_a_rerun_completes
     url = f"{FailingWrites.protocol}://store?base={work}"
     reference = _run(f"{FailingWrites.protocol}://store?base={tempfile.mkdtemp(dir=tmp_path)}", work, fail_at=None)
     assert reference.returncode == 0, reference.stderr
-    total = FailingWrites.writes
 
     broken = _run(url, work, fail_at=fail_at, gone=gone)
-    if fail_at > total:  # the fault came after the last write: nothing failed
+    if not FailingWrites.refused:  # the fault came after the last write: nothing failed
         assert broken.returncode == 0, broken.stderr
+    elif all("/plans/" in path for path in FailingWrites.refused):  # only the next run's hint: a warning
+        assert broken.returncode == 0 and "cannot write this workflow's plan" in broken.stderr, broken.stderr
     else:
         assert broken.returncode == 1, (broken.returncode, broken.stderr)
         assert "Traceback" not in broken.stderr

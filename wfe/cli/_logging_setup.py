@@ -29,14 +29,14 @@ def configure_logging(level_name: str, log_file: str | None) -> None:
 
     level = getattr(logging, level_name.upper())
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setFormatter(_Redacting("%(levelname)s %(name)s: %(message)s"))
     handlers: list[logging.Handler] = [console]
     if log_file:
         try:
             file_handler = logging.FileHandler(log_file, encoding="utf-8")
         except OSError as exc:
             raise WfeError(f"cannot open --log-file {log_file}: {exc.strerror or exc}") from None
-        file_handler.setFormatter(logging.Formatter(FORMAT))
+        file_handler.setFormatter(_Redacting(FORMAT))
         handlers.append(file_handler)
     for name in LOGGERS:
         logger = logging.getLogger(name)
@@ -48,3 +48,12 @@ def configure_logging(level_name: str, log_file: str | None) -> None:
         logger.propagate = False  # root handlers, if any, belong to whoever embeds the CLI
         for handler in handlers:
             logger.addHandler(handler)
+
+
+class _Redacting(logging.Formatter):
+    """A formatter whose lines (the message, and any traceback under it) have every secret masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from .._redact import redact
+
+        return redact(super().format(record))

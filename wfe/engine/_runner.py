@@ -402,7 +402,14 @@ class _Run:
             self._leave()
             raise
         self.manifest.status = "failed" if failed else "succeeded"
-        self._finish()
+        try:
+            self._finish()
+        except Exception:  # the last record did not go in: the run failed, and says so if the store lets it
+            self.manifest.status = "failed"
+            with suppress(Exception):
+                self.store.runs.put(self.manifest)
+            self._leave()
+            raise
         log.info("run %s %s: %s", self.manifest.run_id, self.manifest.status, self.manifest.counts())
         return RunResult(self.manifest, self.store)
 

@@ -160,14 +160,16 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
             result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced,
                                 fresh=fresh, unwritten=unwritten)
         except Exception as exc:
+            from .._redact import redact
+
             logging.getLogger(__name__).debug("node %s failed", task.node_id, exc_info=True)
             result = TaskResult(
                 task.node_id,
                 None,
                 started,
                 time.perf_counter() - clock,
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
+                error=redact(f"{type(exc).__name__}: {exc}"),  # kept in the run record: no secret in it
+                traceback=redact(traceback.format_exc()),
             )
         finally:
             if scratch is not None:

@@ -29,6 +29,28 @@ from ._base import Listed, Page, Staging, StorageIO
 from ._translate import damaged, raise_os_error, too_large, translate
 
 
+def _check_root(root: str) -> None:
+    """A store folder that can never be made (it, or a folder above it, is a file) is a bad URL, said at once."""
+    from .._errors import StoreURLError
+
+    path = root
+    while True:
+        try:
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):  # not there, or under a file: look further up
+            parent = os.path.dirname(path)
+            if parent == path:
+                return
+            path = parent
+            continue
+        except OSError:
+            return  # unreadable: the first write says why
+        if not stat.S_ISDIR(mode):
+            where = "it" if path == root else f"{path}"
+            raise StoreURLError(f"local store {root} cannot be a folder: {where} is a file")
+        return
+
+
 class LocalIO(StorageIO):
     """Local disk, using the OS directly: temp file in ``tmp/``, then a hard link (or rename).
 
@@ -50,6 +72,7 @@ class LocalIO(StorageIO):
 
     def __init__(self, fs: Any, root: str) -> None:
         super().__init__(fs, os.path.abspath(root))
+        _check_root(self.root)
         self._folders: set[str] = set()  # folders under the root known to be real folders, not links
         self._tmp = f"{self.root}/tmp"
 

@@ -36,7 +36,9 @@ class translate:
             raise_os_error(self.operation, self.path, exc)
         if type(exc).__module__.startswith(("wfe.", "wfe")):  # backend libraries raise their own types
             return
-        raise StoreError(f"{self.operation} {self.path!r} failed: {type(exc).__name__}: {exc}") from exc
+        from .._redact import redact
+
+        raise StoreError(redact(f"{self.operation} {self.path!r} failed: {type(exc).__name__}: {exc}")) from exc
 
 
 
@@ -69,4 +71,6 @@ def raise_os_error(operation: str, path: str, exc: OSError) -> NoReturn:
         raise damaged(path, stat.S_IFLNK) from None
     if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
         raise Damaged(f"store damaged: {path!r} is not a regular file; remove it") from None
-    raise StoreError(f"{operation} {path!r} failed: {exc}") from exc
+    from .._redact import redact
+
+    raise StoreError(redact(f"{operation} {path!r} failed: {exc}")) from exc

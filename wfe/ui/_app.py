@@ -81,7 +81,9 @@ def _status_of(exc: WfeError) -> tuple[int, str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    from ..cli import one_line  # secrets masked, as on the command line
+
+    return one_line(exc)
 
 
 Handler = Callable[["Pages", Request], Response]
