@@ -1,26 +1,34 @@
-"""wfe side by side with Apache Hamilton, redun, Prefect and joblib.Memory on the same three workloads.
+"""wfe side by side with Apache Hamilton, redun, Prefect and joblib.Memory on the same workloads.
 
     python benchmarks/bench_peers.py [--repeat 3] [--peers hamilton,redun,prefect,joblib] [--quick]
+                                     [--workloads one,chain,fanout,map,big] [--wfe-python PYTHON]
 
 Workloads, the same pure functions in every tool: a chain of N nodes each
-adding 1 to the one before, a fan-out of N - 1 such nodes from one source,
-and one node returning 256 MiB of 0x01 bytes. Every measurement is a whole
+adding 1 to the one before, a fan-out of N - 1 such nodes from one source, a
+mapped fan-out (one source returning a list of N numbers and a function
+adding 1 mapped over it, in each tool's own per-element form: a ``map: true``
+node in wfe, a cached function called per element with joblib.Memory,
+``Parallelizable``/``Collect`` in Hamilton; redun and Prefect skip it), and
+one node returning 256 MiB of 0x01 bytes. Every measurement is a whole
 process, cold (fresh cache) and cached (a second process on the same cache),
-median of ``--repeat``; per-node figures are net of a 1-node run of the same
-tool, whose time is the start-up column. Peak RSS is the child's own
-(``wait4``), the largest single process of its tree. Each peer runs from its
-own venv (benchmarks/.peer-venvs, built on first use from pinned versions);
-one that cannot be installed is skipped with a note. A run whose answer is
-wrong, or whose cached run executed anything, is reported as failed.
-Prints a markdown table and writes it to benchmarks/results/peers.md, with
-every sample in peers.json beside it.
+median of ``--repeat``, the tools interleaved; per-node figures are net of a
+1-node run of the same tool, whose time is the start-up column. Peak RSS is
+the child's own (``wait4``), the largest single process of its tree. Each
+tool runs from its own venv (benchmarks/.peer-venvs): the peers built on
+first use from pinned versions (one that cannot be installed is skipped with
+a note), wfe from this checkout (``pip install``, not editable, as a user
+installs it; ``--wfe-python`` names another interpreter instead), driven
+from Python as a user's script drives it (``peers/wfe_driver.py``:
+``wfe.run``, then the final output read). A run whose answer is wrong, or
+whose cached run executed anything, is reported as failed. Prints a markdown
+table and writes it to benchmarks/results/peers.md, with every sample in
+peers.json beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import json
 import os
 import platform
@@ -45,7 +53,8 @@ from peers import _registry  # noqa: E402
 
 MIB = 1 << 20
 RUN_TIMEOUT = 1200  # seconds for one process; a hung peer loses the sample, not the benchmark
-WORKLOADS = ("one", "chain", "fanout", "big")
+WORKLOADS = ("one", "chain", "fanout", "map", "big")
+WFE_VENV_MARKER = ".bench-source"  # the digest of the wfe sources installed in wfe's venv
 RESOLUTION = 0.1  # ms per node: below it, a difference of two whole-process times is noise
 # wfe's own large-output function writes zeros, which the kernel can serve from one shared page; this one
 # writes 0x01 like the peers do, so every tool really touches the payload's pages.
@@ -71,6 +80,7 @@ class Tool:
     label: str
     command: Callable[[str, int, Path], list[str]]  # (shape, n, cache dir) -> argv
     check: Callable[[str, int, str, bool], str | None]  # (shape, n, stdout, cached) -> error or None
+    workloads: frozenset[str] = frozenset(WORKLOADS)  # what it is measured on (a peer may lack a mapped form)
 
 
 def measure(argv: list[str], cwd: Path) -> tuple[float, float, float, int, str, str]:
@@ -112,9 +122,52 @@ def ones_digest(mib: int) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def workflow_tool(work: Path, n: int, big_mib: int) -> Tool:
-    """wfe, run as ``python -m wfe run WORKFLOW --store DIR --json`` with workflows from _gen."""
-    flows = {"one": write(work, "chain", 1), "chain": write(work, "chain", n), "fanout": write(work, "fanout", n)}
+def _source_digest(root: Path) -> str:
+    """A digest of what ``pip install root`` installs of wfe: its packages' sources and pyproject.toml."""
+    digest = hashlib.sha256((root / "pyproject.toml").read_bytes())
+    for folder in ("wfe", "backends", "conformance_tests"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def wfe_venv(root: Path, venvs: Path) -> Path:
+    """wfe's own venv, with this checkout installed as a user installs it (not editable): its python.
+
+    Its dependencies are installed once; wfe itself again whenever its sources changed.
+    """
+    venv = venvs / "wfe"
+    python = _registry.venv_python(venv)
+    marker = venv / WFE_VENV_MARKER
+    source = _source_digest(root)
+    if python.exists() and marker.exists() and marker.read_text().strip() == source:
+        return python
+    print(f"installing wfe from {root} into {venv} ...", file=sys.stderr, flush=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Built from a copy: building in the checkout would leave build/ and egg-info folders in it.
+    with tempfile.TemporaryDirectory(prefix="wfe-src-") as copy:
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(root / name, Path(copy) / name)
+        for folder in ("wfe", "backends", "conformance_tests"):
+            shutil.copytree(root / folder, Path(copy) / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        for extra in ([], ["--no-deps", "--force-reinstall"]):  # its dependencies once, then wfe as it is now
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", *extra, copy], check=True, capture_output=True
+            )
+    marker.write_text(source + "\n")
+    return python
+
+
+def workflow_tool(work: Path, n: int, big_mib: int, python: Path) -> Tool:
+    """wfe in its own venv, driven from Python (``peers/wfe_driver.py``) on workflows from _gen."""
+    flows = {
+        "one": write(work, "chain", 1),
+        "chain": write(work, "chain", n),
+        "fanout": write(work, "fanout", n),
+        "map": write(work, "map", n),
+    }
     (work / "bench_peer_functions.py").write_text(BIG_FUNCTION)
     flows["big"] = work / f"big-ones-{big_mib}.json"
     flows["big"].write_text(
@@ -131,13 +184,22 @@ def workflow_tool(work: Path, n: int, big_mib: int) -> Tool:
         ("chain", 1): flows["one"],
         ("chain", n): flows["chain"],
         ("fanout", n): flows["fanout"],
+        ("map", n): flows["map"],
         ("big", big_mib): flows["big"],
     }
     sha = hashlib.sha256
     big_digest = ones_digest(big_mib)
 
+    driver = HERE / "peers" / "wfe_driver.py"
+    version = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('wfe'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
     def command(shape: str, size: int, cache: Path) -> list[str]:
-        return [sys.executable, "-m", "wfe", "run", str(by_shape[shape, size]), "--store", str(cache), "--json"]
+        return [str(python), str(driver), str(by_shape[shape, size]), str(cache)]
 
     def check(shape: str, size: int, stdout: str, cached: bool) -> str | None:
         nodes = json.loads(stdout)["nodes"]
@@ -146,6 +208,14 @@ def workflow_tool(work: Path, n: int, big_mib: int) -> Tool:
             return f"expected every node {want}"
         if shape == "big":
             expected = {"big": big_digest}
+        elif shape == "map":  # the artifact list of the elements 1..size, as canonical JSON
+            values = [json.dumps(i + 1).encode() for i in range(size)]
+            listing = [
+                {"digest": "sha256:" + sha(v).hexdigest(), "mime": "application/json", "size": len(v)} for v in values
+            ]
+            expected = {
+                "each": "sha256:" + sha(json.dumps(listing, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+            }
         elif shape == "chain":
             expected = {f"n{size - 1}": "sha256:" + sha(json.dumps(size - 1).encode()).hexdigest()}
         else:
@@ -153,7 +223,7 @@ def workflow_tool(work: Path, n: int, big_mib: int) -> Tool:
         wrong = [k for k, digest in expected.items() if nodes[k]["outputs"][0]["digest"] != digest]
         return f"wrong output for {wrong[0]}" if wrong else None
 
-    return Tool(f"wfe {importlib.metadata.version('wfe')} (local store, inline)", command, check)
+    return Tool(f"wfe {version} (local store, inline)", command, check)
 
 
 def peer_tool(peer: _registry.Peer, python: Path, version: str) -> Tool:
@@ -173,7 +243,8 @@ def peer_tool(peer: _registry.Peer, python: Path, version: str) -> Tool:
             return f"{report['executed']} function bodies ran, expected {expected}"
         return None
 
-    return Tool(f"{peer.label} {version}", command, check)
+    workloads = frozenset(WORKLOADS) if peer.mapped else frozenset(WORKLOADS) - {"map"}
+    return Tool(f"{peer.label} {version}", command, check, workloads)
 
 
 def sample(tool: Tool, shape: str, size: int, cache: Path, cached: bool) -> Sample:
@@ -207,9 +278,17 @@ def machine_line(repeat: int, n: int, big_mib: int) -> str:
     )
 
 
-def run_all(tools: list[Tool], repeat: int, n: int, big_mib: int) -> dict[str, dict[str, dict[bool, list[Sample]]]]:
+def run_all(
+    tools: list[Tool], repeat: int, n: int, big_mib: int, workloads: tuple[str, ...] = WORKLOADS
+) -> dict[str, dict[str, dict[bool, list[Sample]]]]:
     """tool label -> workload -> cached? -> samples. Tools interleave within a round, so load spreads evenly."""
-    shapes = {"one": ("chain", 1), "chain": ("chain", n), "fanout": ("fanout", n), "big": ("big", big_mib)}
+    shapes = {
+        "one": ("chain", 1),
+        "chain": ("chain", n),
+        "fanout": ("fanout", n),
+        "map": ("map", n),
+        "big": ("big", big_mib),
+    }
     results: dict[str, dict[str, dict[bool, list[Sample]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
@@ -225,9 +304,9 @@ def run_all(tools: list[Tool], repeat: int, n: int, big_mib: int) -> dict[str, d
     kept: list[Path] = []
     try:
         for round_ in range(1, repeat + 1):
-            for workload in WORKLOADS:
+            for workload in workloads:
                 shape, size = shapes[workload]
-                for tool in tools:
+                for tool in (t for t in tools if workload in t.workloads):
                     scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-"))
                     kept.append(scratch)
                     for cached in (False, True):
@@ -257,6 +336,8 @@ def figures(runs: dict[str, dict[bool, list[Sample]]], n: int, clock: str) -> tu
     errors: list[str] = []
 
     def med(workload: str, cached: bool, attr: str = clock) -> float | None:
+        if workload not in runs:
+            return None  # not measured (not asked for, or a tool without that form): no error to report
         samples = runs[workload][cached]
         bad = [s.error for s in samples if s.error]
         if bad or not samples:
@@ -268,30 +349,32 @@ def figures(runs: dict[str, dict[bool, list[Sample]]], n: int, clock: str) -> tu
     for cached, state in ((False, "cold"), (True, "cached")):
         base = med("one", cached)
         out[f"start {state}"] = base
-        for workload in ("chain", "fanout"):
+        for workload in ("chain", "fanout", "map"):
             total = med(workload, cached)
-            out[f"{workload} {state}"] = None if total is None or base is None else (total - base) / (n - 1) * 1000
+            count = n if workload == "map" else n - 1  # the mapped fan-out has n elements besides its source
+            out[f"{workload} {state}"] = None if total is None or base is None else (total - base) / count * 1000
         out[f"big {state}"] = med("big", cached)
         out[f"big peak {state}"] = med("big", cached, "peak")
     return out, errors
 
 
 def fmt(value: float | None, digits: int) -> str:
-    return "failed" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def table(rows: list[tuple[str, Figures]], big_mib: int, n: int, clock: str) -> list[str]:
     lines = [
         f"| tool (version), {clock} | start-up: 1-node run, s cold / cached | chain of {n}, ms per node cold / cached "
-        f"| fan-out of {n}, ms per node cold / cached | one {big_mib} MiB output: cold / cached s, "
-        "peak RSS cold / cached MiB |",
-        "|---|---|---|---|---|",
+        f"| fan-out of {n}, ms per node cold / cached | mapped fan-out of {n}, ms per element cold / cached "
+        f"| one {big_mib} MiB output: cold / cached s, peak RSS cold / cached MiB |",
+        "|---|---|---|---|---|---|",
     ]
     for label, f in rows:
         lines.append(
             f"| {label} | {fmt(f['start cold'], 2)} / {fmt(f['start cached'], 2)} "
             f"| {fmt(f['chain cold'], 2)} / {fmt(f['chain cached'], 2)} "
             f"| {fmt(f['fanout cold'], 2)} / {fmt(f['fanout cached'], 2)} "
+            f"| {fmt(f['map cold'], 2)} / {fmt(f['map cached'], 2)} "
             f"| {fmt(f['big cold'], 2)} / {fmt(f['big cached'], 2)}, "
             f"{fmt(f['big peak cold'], 0)} / {fmt(f['big peak cached'], 0)} |"
         )
@@ -305,10 +388,10 @@ def ratios(ours: Figures, label: str, theirs: Figures) -> str:
     ratio of it would be a ratio of noise: it is named as such instead.
     """
     parts = []
-    keys = ("start", "chain", "fanout", "big", "big peak")
+    keys = ("start", "chain", "fanout", "map", "big", "big peak")
     for key in (f"{k} {state}" for k in keys for state in ("cold", "cached")):
         a, b = ours.get(key), theirs.get(key)
-        per_node = key.startswith(("chain", "fanout"))
+        per_node = key.startswith(("chain", "fanout", "map"))
         if a is None or b is None:
             parts.append(f"{key} n/a")
         elif per_node and a < RESOLUTION and b < RESOLUTION:
@@ -332,7 +415,16 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="N = 50 and a 32 MiB output instead of 200 and 256")
     parser.add_argument("--venvs", type=Path, default=HERE / ".peer-venvs", help="where the peers' venvs live")
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated subset of: " + ", ".join(WORKLOADS)
+    )
+    parser.add_argument(
+        "--wfe-python", type=Path, help="run wfe with this interpreter instead of its own venv built from this checkout"
+    )
     args = parser.parse_args()
+    workloads = tuple(w for w in WORKLOADS if w in {x.strip() for x in args.workloads.split(",")})
+    if "one" not in workloads:
+        workloads = ("one", *workloads)  # every per-node figure is net of it
     wanted = [key.strip() for key in args.peers.split(",") if key.strip()]
     unknown = sorted(set(wanted) - {p.key for p in _registry.PEERS})
     if unknown or args.repeat < 1:
@@ -342,7 +434,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="wfe-peers-wf-"))
     notes: list[str] = []
     try:
-        tools = [workflow_tool(work, n, big_mib)]
+        wfe_python = args.wfe_python or wfe_venv(HERE.parent, args.venvs)
+        tools = [workflow_tool(work, n, big_mib, wfe_python)]
         for peer in (p for p in _registry.PEERS if p.key in wanted):
             python, version = _registry.ensure_venv(peer, args.venvs)
             if python is None:
@@ -350,7 +443,7 @@ def main() -> None:
                 continue
             tools.append(peer_tool(peer, python, version))
             notes.append(f"- {peer.label} {version}: {peer.note}")
-        results = run_all(tools, args.repeat, n, big_mib)
+        results = run_all(tools, args.repeat, n, big_mib, workloads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows, cpu_rows = [], []

@@ -1,8 +1,10 @@
-"""Run the suite in this process against one URL and collect a result per store part.
+"""Run the suite against one URL and collect a result per store part.
 
-This is what ``wfe check-store`` calls; tests use it to show the suite fails
-on broken backends. ``pytest conformance_tests --store-url URL`` runs the
-same tests with pytest's own report.
+:func:`run_suite` runs it in this process (tests use it to show the suite
+fails on broken backends); ``wfe check-store`` runs it in a watched child
+process instead (:func:`conformance_tests._watch.watch_suite`), which bounds
+every test's time and the whole run's. ``pytest conformance_tests --store-url URL``
+runs the same tests with pytest's own report.
 """
 
 from __future__ import annotations
@@ -11,21 +13,19 @@ import contextlib
 import io
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from ._outcomes import CUT, FAILING, NOT_RUN, Collector, TestOutcome
+
+__all__ = ["PACKAGE_DIR", "SHRINK_SECONDS", "SuiteResult", "TestOutcome", "bounded_shrinking", "pytest_args",
+           "run_suite"]  # fmt: skip
+
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-@dataclass
-class TestOutcome:
-    name: str  # the test function's name, e.g. test_put_is_idempotent
-    part: str
-    outcome: str  # passed, failed or skipped
-    detail: str = ""  # for a failure, pytest's report (with hypothesis' falsifying example); for a skip, why
+SHRINK_SECONDS = 30.0  # hypothesis' own bound is 300 s a failure: a report should come within a minute
 
 
 @dataclass
@@ -34,14 +34,21 @@ class SuiteResult:
     outcomes: list[TestOutcome] = field(default_factory=list)
     examples: dict[str, Counter[str]] = field(default_factory=dict)  # part -> examples, steps
     output: str = ""
+    out_of_budget: bool = False  # the whole run's time ran out before every test had run
 
     @property
     def passed(self) -> bool:
-        return self.exit_code == 0 and not self.failed
+        return self.exit_code == 0 and not self.failed and not self.not_run
 
     @property
     def failed(self) -> list[TestOutcome]:
-        return [o for o in self.outcomes if o.outcome == "failed"]
+        """The tests that failed or hung."""
+        return [o for o in self.outcomes if o.outcome in FAILING]
+
+    @property
+    def not_run(self) -> list[TestOutcome]:
+        """The tests that did not run to the end: cut off or never started."""
+        return [o for o in self.outcomes if o.outcome in (NOT_RUN, CUT)]
 
     def failed_names(self) -> set[str]:
         return {o.name for o in self.failed}
@@ -55,40 +62,9 @@ class SuiteResult:
         return grouped
 
 
-class _Collector:
-    """A pytest plugin object that records one outcome per test."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[TestOutcome] = []
-        self.counts: dict[tuple[str, str], Counter[str]] = {}
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from ._support import TALLY
-
-        tally = session.config.stash.get(TALLY, None)
-        self.counts = tally.snapshot() if tally else {}
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        setup_problem = report.when == "setup" and report.outcome != "passed"
-        if report.when == "call" or setup_problem or (report.when == "teardown" and report.failed):
-            module, _, test = report.nodeid.partition("::")
-            part = os.path.basename(module).removeprefix("test_").removesuffix(".py")
-            name = test.split("[", 1)[0]
-            detail = report.longreprtext if report.outcome == "failed" else ""
-            if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: why")
-                detail = str(report.longrepr[2]).removeprefix("Skipped: ")
-            self.outcomes.append(TestOutcome(name, part, report.outcome, detail))
-
-
-def run_suite(
-    url: str,
-    *,
-    options: Mapping[str, str] | None = None,
-    profile: str = "ci",
-    extra_args: Sequence[str] = (),
-    capture_output: bool = True,
-) -> SuiteResult:
-    """Run every conformance test against ``url``; never raises for a failing test."""
+def pytest_args(url: str, *, options: Mapping[str, str] | None = None, profile: str = "ci",
+                extra_args: Sequence[str] = ()) -> list[str]:  # fmt: skip
+    """The pytest command line that runs every conformance test against ``url``."""
     args = [
         PACKAGE_DIR,
         "--store-url",
@@ -109,12 +85,57 @@ def run_suite(
     ]
     for key, value in (options or {}).items():
         args += ["--store-option", f"{key}={value}"]
-    collector = _Collector()
+    return args
+
+
+@contextlib.contextmanager
+def bounded_shrinking(seconds: float) -> Iterator[None]:
+    """Hypothesis shrinks a failure for at most ``seconds`` (its documented, monkeypatchable bound)."""
+    from hypothesis.internal.conjecture import engine
+
+    saved = engine.MAX_SHRINKING_SECONDS
+    engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved
+
+
+def tally_by_part(counts: Mapping[tuple[str, str], Counter[str]]) -> dict[str, Counter[str]]:
+    """A session's (backend, part) counts summed per part."""
+    examples: dict[str, Counter[str]] = {}
+    for (_backend, part), tally in counts.items():
+        examples.setdefault(part, Counter()).update(tally)
+    return examples
+
+
+class _Tally:
+    """Reads the session's example and step counts when it ends."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], Counter[str]] = {}
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from ._support import TALLY
+
+        tally = session.config.stash.get(TALLY, None)
+        self.counts = tally.snapshot() if tally else {}
+
+
+def run_suite(
+    url: str,
+    *,
+    options: Mapping[str, str] | None = None,
+    profile: str = "ci",
+    extra_args: Sequence[str] = (),
+    capture_output: bool = True,
+    shrink_seconds: float = SHRINK_SECONDS,
+) -> SuiteResult:
+    """Run every conformance test against ``url`` in this process; never raises for a failing test."""
+    args = pytest_args(url, options=options, profile=profile, extra_args=extra_args)
+    collector, tally = Collector(), _Tally()
     buffer = io.StringIO()
     redirect: Any = contextlib.redirect_stdout(buffer) if capture_output else contextlib.nullcontext()
-    with redirect:
-        exit_code = int(pytest.main(args, plugins=[collector]))
-    examples: dict[str, Counter[str]] = {}
-    for (_backend, part), tally in collector.counts.items():
-        examples.setdefault(part, Counter()).update(tally)
-    return SuiteResult(exit_code, collector.outcomes, examples, buffer.getvalue())
+    with redirect, bounded_shrinking(shrink_seconds):
+        exit_code = int(pytest.main(args, plugins=[collector, tally]))
+    return SuiteResult(exit_code, collector.outcomes, tally_by_part(tally.counts), buffer.getvalue())

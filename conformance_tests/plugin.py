@@ -26,7 +26,7 @@ _BACKEND_STACK = pytest.StashKey[contextlib.ExitStack]()
 _STARTED = pytest.StashKey[dict[str, BackendHandle]]()
 _CAPABILITIES = pytest.StashKey[dict[str, list[str]]]()  # backend -> capability_lines of its store
 
-# What a store may lack, by the StorageIO flags any one of which gives it, and what does not hold without it.
+# Guarantees a store may lack, by the StorageIO flags any one of which gives it, and what does not hold without it.
 CAPABILITIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("create-if-absent writes", ("conditional_create", "exclusive_publish"),
      "first-result-wins and leases are not held on this store"),
@@ -35,22 +35,51 @@ CAPABILITIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
 
 
 def capability_lines(storage: Any) -> list[str]:
-    """What a store's backend has, in one line, then one line per capability it lacks, saying what that means.
+    """What a store's backend can do, as a table (capability | yes/no/unknown | how found), then one line
+    per guarantee it cannot give, saying why and what that means.
 
-    A backend that found out at opening that it lacks a capability its class
-    has says why in ``capability_notes`` (flag -> reason), e.g. S3 behind an
-    endpoint that ignores ``If-None-Match``.
+    The table is the backend's findings (:mod:`wfe.storage._findings`): probed at
+    opening for a plain fsspec filesystem, declared by the class of a backend
+    with one of its own. A backend that found out at opening that it lacks a
+    capability its class has says why in ``capability_notes`` (flag -> reason),
+    e.g. S3 behind an endpoint that ignores ``If-None-Match``.
     """
+    from wfe.storage._findings import CAPABILITIES as FOUND
+    from wfe.storage._findings import findings_of
+
+    findings = findings_of(storage)
+    rows = [(FOUND[row.name].label, row.shown, row.how) for row in findings.rows]
+    width = max(len("capability"), *(len(label) for label, _, _ in rows))
+    where = {"probed": " (probed at opening)", "record": " (as the store's record says)",
+             "memo": " (as probed in this process)"}.get(findings.source, "")  # fmt: skip
+    lines = [f"capabilities{where}:", f"  {'capability':<{width}} | found   | how found"]
+    lines += [f"  {label:<{width}} | {shown:<7} | {how}" for label, shown, how in rows]
+    return lines + lacking_lines(storage)
+
+
+def lacking_lines(storage: Any) -> list[str]:
+    """One line per guarantee the store cannot give: ``lacks NAME (why): consequence``."""
+    from wfe.storage._findings import CAPABILITIES as FOUND
+    from wfe.storage._findings import findings_of
+
     notes: dict[str, str] = getattr(storage, "capability_notes", None) or {}
-    has: list[str] = []
+    found = findings_of(storage)
     lacks: list[str] = []
     for name, flags, consequence in CAPABILITIES:
-        if any(getattr(storage, flag, False) for flag in flags):
-            has.append(name)
-            continue
-        why = "; ".join(notes[flag] for flag in flags if notes.get(flag))
-        lacks.append(f"lacks {name}{f' ({why})' if why else ''}: {consequence}")
-    return [f"capabilities: {', '.join(has) or 'none'}", *lacks]
+        if not any(getattr(storage, flag, False) for flag in flags):
+            why = "; ".join(notes[flag] for flag in flags if notes.get(flag))
+            lacks.append(f"lacks {name}{f' ({why})' if why else ''}: {consequence}")
+    whole = getattr(storage, "whole_objects", found.answer("whole_writes"))
+    if whole is not True:
+        row = found.get("whole_writes")
+        why = notes.get("whole_objects") or (row.how if row is not None else "not declared")
+        verb = "lacks" if whole is False else "may lack"
+        lacks.append(f"{verb} objects that appear whole ({why}): {FOUND['whole_writes'].consequence}")
+    for name in ("thread_safe", "complete_listings"):
+        row = found.get(name)
+        if row is not None and row.answer is False:
+            lacks.append(f"lacks {FOUND[name].label} ({row.how}): {FOUND[name].consequence}")
+    return lacks
 
 
 class _Hooks:

@@ -35,7 +35,7 @@ class FailingWrites(Faultless):
     writes = 0
     fail_at: int | None = None
     gone = False
-    refused: list[str] = []  # noqa: RUF012  (the paths of the writes that failed)
+    refused: list[str] = []  # the paths of the writes that failed
 
     def _write(self, path: str) -> None:
         if "/probe-" in path or "capabilities/" in path:

@@ -266,10 +266,10 @@ def test_racing_first_writes_of_an_action_entry_from_eight_processes_have_one_wi
 def test_check_store_passes_on_the_real_server_and_names_its_capabilities(server: Server, bucket: str,
                                                                           wfe_cli: Any) -> None:  # fmt: skip
     done = wfe_cli("check-store", f"supabase://{bucket}/check", f"--store-option=storage_url={server.storage_url}",
-                   f"--store-option=key={server.service_key}")  # fmt: skip
+                   f"--store-option=key={server.service_key}", "--budget=15m")  # fmt: skip  (a loaded CI machine)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[1] == "capabilities: create-if-absent writes, sharing between processes"
+    assert lines[1] == "capabilities:" and not [line for line in lines if line.startswith(("lacks", "may lack"))]
     assert not [line for line in lines if "lacks" in line or "skipped" in line or "FAIL" in line], done.stdout
     assert lines[-1] == f"all properties hold on supabase://{bucket}/check"
     assert server.service_key not in done.stdout + done.stderr

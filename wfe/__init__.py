@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     AddressError,
     BlobNotFoundError,
@@ -19,18 +22,20 @@ from ._errors import (
     WfeError,
     WorkflowError,
 )
-from .engine._runner import RunResult, run
-from .engine._scratch import scratch_dir
-from .graph._builder import Workflow
-from .graph._codecs import ARTIFACT_LIST, Codec, register_codec
-from .graph._functions import Input, Output, function
-from .graph._load import load_workflow
-from .graph._model import Artifact, Edge, Node, WorkflowGraph
-from .graph._specs import FunctionSpec
-from .ops._address import load
-from .storage._base import StorageIO
-from .store._manifest import RunManifest
-from .store._store import Store, open_store
+
+if TYPE_CHECKING:
+    from .engine._runner import RunResult, run
+    from .engine._scratch import scratch_dir
+    from .graph._builder import Workflow
+    from .graph._codecs import ARTIFACT_LIST, Codec, register_codec
+    from .graph._functions import Input, Output, function
+    from .graph._load import load_workflow
+    from .graph._model import Artifact, Edge, Node, WorkflowGraph
+    from .graph._specs import FunctionSpec
+    from .ops._address import load
+    from .storage._base import StorageIO
+    from .store._manifest import RunManifest
+    from .store._store import Store, open_store
 
 __version__ = "0.1.0"
 
@@ -73,10 +78,63 @@ __all__ = [
     "scratch_dir",
 ]
 
-# What a user meets is wfe's: ``wfe.WorkflowError``, not ``wfe._errors.WorkflowError``, in reprs and tracebacks.
-# (Pickling finds each class by this name too: every one of them is an attribute of this module.)
+# Everything but the errors is imported on first use: ``import wfe`` then costs what a program uses of it
+# (a run does not need the builder, addresses or record models it never reads). Name -> defining module.
+_LAZY = {
+    "ARTIFACT_LIST": "graph._codecs",
+    "Artifact": "graph._model",
+    "Codec": "graph._codecs",
+    "Edge": "graph._model",
+    "FunctionSpec": "graph._specs",
+    "Input": "graph._functions",
+    "Node": "graph._model",
+    "Output": "graph._functions",
+    "RunManifest": "store._manifest",
+    "RunResult": "engine._runner",
+    "StorageIO": "storage._base",
+    "Store": "store._store",
+    "Workflow": "graph._builder",
+    "WorkflowGraph": "graph._model",
+    "function": "graph._functions",
+    "load": "ops._address",
+    "load_workflow": "graph._load",
+    "open_store": "store._store",
+    "register_codec": "graph._codecs",
+    "run": "engine._runner",
+    "scratch_dir": "engine._scratch",
+}
+
+
+def _own(public: Any) -> Any:
+    # What a user meets is wfe's: ``wfe.WorkflowError``, not ``wfe._errors.WorkflowError``, in reprs and
+    # tracebacks. (Pickling finds each class by this name too: every one of them is an attribute of this module.)
+    if isinstance(public, type) and public.__module__.startswith(f"{__name__}."):
+        if getattr(public, "__pydantic_complete__", True) is False:
+            # A model built on first use resolves its annotations in its module: built now, while that is its own.
+            if hasattr(public, "model_rebuild"):
+                public.model_rebuild()
+            else:
+                from pydantic.dataclasses import rebuild_dataclass
+
+                rebuild_dataclass(public)
+        public.__module__ = __name__
+    return public
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = _own(getattr(importlib.import_module(f"{__name__}.{module}"), name))
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 for _name in __all__:
-    _public = globals()[_name]
-    if isinstance(_public, type) and _public.__module__.startswith("wfe."):
-        _public.__module__ = __name__
-del _name, _public
+    if _name not in _LAZY:
+        _own(globals()[_name])
+del _name

@@ -48,7 +48,7 @@ from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from wfe import StoreError, StoreURLError
-from wfe.storage import CONCURRENCY, Listed, Page, Staging, StorageIO, too_large, translate
+from wfe.storage import CONCURRENCY, Listed, Page, Staging, StorageIO, option_flag, too_large, translate
 
 from ._probe import refuses_second_create
 
@@ -68,8 +68,6 @@ MIN_UPLOAD_RATE = 64 * 1024  # bytes/s: an upload may take a second longer per t
 # key that is not a parameter of the S3 operation called, so the operation timeout rides there.
 _TIMEOUT_KEY = "WfeOperationTimeout"
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 _RENAMED = {
     "endpoint": "endpoint_url",
     "aws_access_key_id": "key",
@@ -87,14 +85,7 @@ _KNOWN = (
 
 
 def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise StoreURLError(f"S3 option {name} must be true or false, got {value!r}")
+    return option_flag("S3", name, value)
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -200,6 +191,8 @@ class S3IO(StorageIO):
     atomic_upload = True
     conditional_create = True
     paged_listing = True  # ListObjectsV2: 1,000 keys in name order per request
+    # How the flags the probe at opening confirms were found, for check-store's table (wfe.storage._probe).
+    probed_flags = {"conditional_create": "a second create-only PUT (If-None-Match) was refused (capabilities/s3.json)"}
     part_size = 8 * MiB
     max_concurrency = 4
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
+
+from wfe.storage import Memo, fresh
 
 if TYPE_CHECKING:
     from ._io import S3IO
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 RECORD = "capabilities/s3.json"  # outside every folder gc, verify and sync walk; not copied to another store
 FORMAT = 1
-MAX_AGE = 24 * 3600.0  # seconds a record is trusted; then the endpoint is probed again
-CLOCK_SLACK = 300.0  # a record probed up to this far in the future (another machine's clock) still counts
 MAX_RECORD_BYTES = 4096
 PROBE_PREFIX = "tmp/probe-"  # a probe key left by a writer killed mid-probe goes with gc's other tmp/ leftovers
 
@@ -47,16 +45,7 @@ CONSEQUENCE = (
     "replaces the earlier; leases are off"
 )
 
-_KNOWN: dict[tuple[str, str], tuple[bool | None, str]] = {}  # (endpoint, bucket) -> (refuses?, why not claimed)
-_LOCK = threading.Lock()
-
-
-def _new_lock() -> None:
-    global _LOCK
-    _LOCK = threading.Lock()  # a child forked while another thread probed must not inherit a held lock
-
-
-os.register_at_fork(after_in_child=_new_lock)
+_KNOWN: Memo[tuple[bool | None, str]] = Memo()  # (endpoint, bucket) -> (refuses?, why not claimed)
 
 
 def refuses_second_create(storage: S3IO) -> tuple[bool | None, str]:
@@ -66,18 +55,12 @@ def refuses_second_create(storage: S3IO) -> tuple[bool | None, str]:
     not be told (the probe's requests failed, e.g. a read-only key); the
     store then claims nothing either. Never raises.
     """
-    key = (storage._endpoint(), storage.bucket)
-    with _LOCK:
-        found = _KNOWN.get(key)
-        if found is None:
-            found = _KNOWN[key] = _learn(storage)
-    return found
+    return _KNOWN.get((storage._endpoint(), storage.bucket), lambda: _learn(storage))[0]
 
 
 def forget() -> None:
     """Drop what this process learnt, so the next open reads the store's record again (as a new process would)."""
-    with _LOCK:
-        _KNOWN.clear()
+    _KNOWN.forget()
 
 
 def _learn(storage: S3IO) -> tuple[bool | None, str]:
@@ -123,7 +106,7 @@ def _read_record(storage: S3IO) -> tuple[bool | None, bool | None]:
         and isinstance(record.get("conditional_create"), bool)
         and isinstance(record.get("probed"), (int, float))
         and not isinstance(record.get("probed"), bool)
-    )
+    )  # a valid record that is too old still tells what the endpoint did before
     if not valid:
         log.debug("s3://%s: capability record garbled: probing", storage.root)
         return None, None
@@ -131,8 +114,7 @@ def _read_record(storage: S3IO) -> tuple[bool | None, bool | None]:
     if record.get("endpoint") != storage._endpoint() or record.get("bucket") != storage.bucket:
         log.debug("s3://%s: capability record is for another endpoint: probing", storage.root)
         return None, None
-    now = time.time()
-    if not now - MAX_AGE < float(record["probed"]) <= now + CLOCK_SLACK:
+    if not fresh(record["probed"]):
         return None, said
     return said, None
 

@@ -6,8 +6,11 @@ outside the standard library. Usage of every script::
     python PEER.py SHAPE N CACHE_DIR
 
 SHAPE is ``chain`` (N nodes, each adding 1 to the one before), ``fanout``
-(one source and N - 1 nodes adding 1 to it) or ``big`` (one node returning
-N MiB of ``0x01`` bytes). CACHE_DIR is the tool's cache; a second process on
+(one source and N - 1 nodes adding 1 to it), ``map`` (one source returning
+``list(range(N))`` and a function adding 1 mapped over its N elements, in the
+tool's own per-element form; only the mapped function's bodies count as
+executed, as a tool may run its source again by design) or ``big`` (one node
+returning N MiB of ``0x01`` bytes). CACHE_DIR is the tool's cache; a second process on
 the same CACHE_DIR is the cached run. The script prints one JSON line:
 ``{"executed": <function bodies that ran>, "ok": <result checked>}``.
 """
@@ -26,7 +29,7 @@ _executed = [0]
 def args() -> tuple[str, int, str]:
     """(shape, n, cache_dir) from the command line; a bad shape exits with status 2."""
     shape, n, cache = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    if shape not in ("chain", "fanout", "big"):
+    if shape not in ("chain", "fanout", "map", "big"):
         print(f"error: unknown shape {shape!r}", file=sys.stderr)
         raise SystemExit(2)
     return shape, n, cache
@@ -52,10 +55,16 @@ def ones(mib: int) -> bytes:
     return b"\x01" * (mib * MIB)
 
 
+def items(n: int) -> list[int]:
+    return list(range(n))
+
+
 def check(shape: str, n: int, result: object) -> bool:
-    """Whether ``result`` is the right answer: the last value, the fan-out list, or the payload."""
+    """Whether ``result`` is the right answer: the last value, the fan-out list, the mapped list, or the payload."""
     if shape == "chain":
         return result == n - 1
+    if shape == "map":
+        return list(result) == list(range(1, n + 1))  # type: ignore[call-overload]
     if shape == "fanout":
         return list(result) == [0] + [1] * (n - 1) if n > 1 else list(result) == [0]  # type: ignore[call-overload]
     return isinstance(result, bytes) and len(result) == n * MIB and result[:1] == b"\x01" and result[-1:] == b"\x01"

@@ -29,6 +29,7 @@ class Peer:
     distribution: str  # whose installed version the table shows
     script: str  # in this folder; see _common for its arguments
     note: str  # how it is set up, for the table's footnotes
+    mapped: bool = False  # its script has a per-element form of the mapped fan-out (``map``)
 
 
 PEERS: tuple[Peer, ...] = (
@@ -38,7 +39,9 @@ PEERS: tuple[Peer, ...] = (
         "sf-hamilton==1.90.0",
         "sf-hamilton",
         "hamilton_peer.py",
-        "`Builder().with_cache(path=...)`, one `@parameterize`d function for the N - 1 step nodes",
+        "`Builder().with_cache(path=...)`, one `@parameterize`d function for the N - 1 step nodes; the mapped "
+        "fan-out as `Parallelizable`/`Collect` with dynamic execution (in process, one element after another)",
+        mapped=True,
     ),
     Peer(
         "redun",
@@ -63,7 +66,9 @@ PEERS: tuple[Peer, ...] = (
         "joblib==1.6.0",
         "joblib",
         "joblib_peer.py",
-        "`Memory(dir).cache` on each function (memoization only: no graph, no run records)",
+        "`Memory(dir).cache` on each function (memoization only: no graph, no run records); the mapped "
+        "fan-out as a cached function called per element",
+        mapped=True,
     ),
 )
 

@@ -30,6 +30,17 @@ def step(x: int, i: int) -> int:
 
 
 @memory.cache
+def items(n: int) -> list[int]:
+    return _common.items(n)
+
+
+@memory.cache
+def each(x: int) -> int:
+    _common.executed()
+    return _common.add_one(x)
+
+
+@memory.cache
 def big(mib: int) -> bytes:
     _common.executed()
     return _common.ones(mib)
@@ -39,6 +50,8 @@ def _main() -> None:
     result: object
     if SHAPE == "big":
         result = big(N)
+    elif SHAPE == "map":  # a cached function called per element: joblib's form of a mapped step
+        result = [each(x) for x in items(N)]
     elif SHAPE == "chain":
         result = start()
         for i in range(1, N):

@@ -35,11 +35,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from servers._process import read_port, stop
+
 # Recognisable fakes: moto accepts any key pair.
 FAKE_KEY = "wfe-test-access-key"
 FAKE_SECRET = "wfe-test-secret-key-not-real"
 STATS_PATH = "/_wfe/requests"
-START_TIMEOUT = 30.0
 
 
 @dataclass
@@ -129,33 +130,13 @@ def s3_server(bucket: str = "wfe-test", *, check_keys: bool = False) -> Iterator
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     try:
-        port = _read_port(process)
+        port = read_port(process, "S3")
         server = S3Server(f"http://127.0.0.1:{port}", bucket, process)
         if not check_keys:
             server.make_bucket(bucket)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _read_port(process: subprocess.Popen[bytes]) -> int:
-    assert process.stdout is not None
-    result: list[bytes] = []
-    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(START_TIMEOUT)
-    line = result[0].strip() if result else b""
-    if not line.isdigit():
-        process.kill()
-        raise RuntimeError(f"the S3 server did not start (exit code {process.poll()})")
-    return int(line)
+        stop(process)
 
 
 class _Counting:

@@ -9,6 +9,23 @@ from collections.abc import Sequence
 
 # Verb modules, imported only to build the parser; each imports what it needs lazily.
 VERBS = ("run", "blobs", "runs", "ops", "graph", "check", "ui")
+# The module that registers each verb: a command builds its own verb's parser only (``wfe run`` imports no other).
+VERB_MODULES = {
+    "run": "run",
+    "cat": "blobs",
+    "put": "blobs",
+    "runs": "runs",
+    "show": "runs",
+    "rerun": "runs",
+    "explain": "runs",
+    "verify": "ops",
+    "gc": "ops",
+    "sync": "ops",
+    "graph": "graph",
+    "report": "graph",
+    "check-store": "check",
+    "ui": "ui",
+}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -18,13 +35,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with a known ``verb``, one that knows that verb only (the same parse of its arguments)."""
     parser = _Parser(prog="wfe", description="Run workflows on a content-addressed store.")
     parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for verb in VERBS:
-        importlib.import_module(f"wfe.cli._{verb}").register(subparsers)
+    for module in (VERB_MODULES[verb],) if verb in VERB_MODULES else VERBS:
+        importlib.import_module(f"wfe.cli._{module}").register(subparsers)
     return parser
 
 
@@ -81,7 +99,8 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)  # the verb comes first: ``wfe`` itself takes no option
     args = parser.parse_args(argv)
     from .._errors import WfeError
 
@@ -101,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def one_line(exc: BaseException) -> str:
-    """An error's message on one line (its type where it has none)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """An error's message on one line (its type where it has none), with any secret in it masked."""
+    from .._redact import redact
+
+    return redact(" ".join(str(exc).split())) or type(exc).__name__
 
 
 def entry() -> None:

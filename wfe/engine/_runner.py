@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from .._errors import StoreError, WfeError, WorkflowError
 from ..graph._functions import load_workflow_modules
@@ -178,7 +178,7 @@ def run(
     """
     # A ``wfe.Workflow`` can only exist once its module is imported: a run of a file or graph need not import it.
     builder = sys.modules.get("wfe.graph._builder")
-    if builder is not None and isinstance(workflow, builder.Workflow):
+    if builder is not None and isinstance(workflow, cast("type[Workflow]", builder.Workflow)):
         store = store if isinstance(store, Store) else open_store(store)
         base_dir = base_dir if base_dir is not None else workflow.base_dir
         workflow = workflow.prepare_run(store, executor)
@@ -186,8 +186,9 @@ def run(
         graph = workflow
         folder = Path(base_dir) if base_dir is not None else Path.cwd()
     else:
-        graph = load_workflow(Path(workflow))
-        folder = Path(base_dir) if base_dir is not None else Path(workflow).resolve().parent
+        path = Path(cast("str | os.PathLike[str]", workflow))  # a Workflow was made a graph above
+        graph = load_workflow(path)
+        folder = Path(base_dir) if base_dir is not None else path.resolve().parent
     store = store if isinstance(store, Store) else open_store(store)
     load_workflow_modules(str(folder), graph.modules)
     pinned_files = dict(pinned_files or {})

@@ -48,6 +48,12 @@ class Pending(NamedTuple):
     element: int | None = None
 
 
+class FreshBytes(Protocol):
+    """Small blobs a run keeps to hand to the tasks it runs in process (the runner's ``FreshBlobs``)."""
+
+    def add(self, blobs: dict[str, bytes]) -> None: ...
+
+
 class RunState(Protocol):
     """What the node kinds need of the run they are part of (the runner's run is one)."""
 
@@ -57,6 +63,9 @@ class RunState(Protocol):
     map_pending: dict[str, int]
     memory: dict[str, bytes]
     producers: dict[str, str]
+
+    @property
+    def fresh(self) -> FreshBytes: ...  # read only here: the runner's own kind of it will do
 
     def execute(self) -> object: ...
     def inner(
@@ -100,6 +109,7 @@ def start_map(run: RunState, node_id: str, inputs: list[Artifact]) -> dict[Futur
             except WfeError as exc:
                 _fail(run, node_id, f"cannot store element {index}: {exc}")
                 return {}
+            run.fresh.add({element.digest: data})  # handed to its task as they are, not read back from the store
         future = run.submit(node_id, element_inputs)
         if future is None:
             return {}
@@ -165,7 +175,7 @@ def list_elements(run: RunState, artifact: Artifact) -> list[tuple[Artifact, byt
     elements: list[tuple[Artifact, bytes | None]] = []
     for item in items:
         data = encode_json(item)
-        elements.append((Artifact(digest=digest_of(data), mime="application/json", size=len(data)), data))
+        elements.append((Artifact.made(digest_of(data), "application/json", len(data)), data))  # nothing to check
     return elements
 
 
@@ -175,8 +185,20 @@ def value_bytes(run: RunState, artifact: Artifact) -> bytes:
     return run.payload(artifact)
 
 
+_ARTIFACT_FIELDS = ("digest", "mime", "size", "name", "kind")
+
+
 def _dump(outputs: list[Artifact]) -> list[dict[str, Any]]:
-    return [a.model_dump(mode="json", exclude_none=True) for a in outputs]
+    """``a.model_dump(mode="json", exclude_none=True)`` for each, without the serialiser for the usual artifact.
+
+    Once per element of a mapped node: its fields are strings and an int already, so the dict is made
+    directly; an inline value (any JSON) goes through the serialiser as before.
+    """
+    return [
+        {f: v for f in _ARTIFACT_FIELDS if (v := getattr(a, f)) is not None} if a.value is None
+        else a.model_dump(mode="json", exclude_none=True)
+        for a in outputs
+    ]
 
 
 def _fail(run: RunState, node_id: str, error: str) -> None:

@@ -18,7 +18,6 @@ import importlib
 import io
 import json
 import os
-import pickle
 from typing import Any
 
 from .._errors import WfeError
@@ -131,9 +130,13 @@ class PickleCodec(Codec):
                 "refusing to unpickle a blob: pickles run code when loaded; set WFE_ALLOW_PICKLE=1 "
                 "if you trust every writer of this store"
             )
+        import pickle  # only for users who opt in: a run of JSON nodes never loads it
+
         return pickle.loads(data)
 
     def encode(self, value: Any, mime: str) -> Encoded:
+        import pickle
+
         return pickle.dumps(value, protocol=5)
 
 

@@ -30,7 +30,9 @@ def check_node_id(value: str) -> str:
     return value
 
 
-@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+# Every model here (and in _specs and _manifest) is built on first use (``defer_build``): a run builds only the
+# few it validates or dumps on their own, not each nested one besides (tests/test_imports.py checks which).
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid", defer_build=True))
 class Artifact:
     """A reference to stored bytes: the digest names the bytes, the MIME type says what they are.
 
@@ -113,7 +115,7 @@ CACHE_POLICIES: tuple[CachePolicy, ...] = ("use", "recompute", "skip")
 class LoopSpec(BaseModel):
     """Run ``workflow`` repeatedly, feeding outputs back to inputs of the same name."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     workflow: str = Field(max_length=1024)
     max_iterations: int = Field(ge=1, le=100_000)  # mandatory: a loop always ends
@@ -122,7 +124,7 @@ class LoopSpec(BaseModel):
 
 # Node and Edge are slotted dataclasses, not models: a 10,000-node workflow holds 10,000 of each, and a
 # model instance carries a dict, a set of the fields given and a dict of extras besides (about 0.5 KB).
-@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid"))
+@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid", defer_build=True))
 class Node:
     """One step: a function with a config, or a file taken in as a source."""
 
@@ -175,7 +177,7 @@ class Node:
         return self
 
 
-@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid"))
+@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid", defer_build=True))
 class Edge:
     """``source`` feeds ``target``; ``mime`` picks which of the source's outputs."""
 
@@ -194,7 +196,7 @@ class Edge:
 class WorkflowInput(BaseModel):
     """An input of a workflow used as a sub-workflow: a source node whose artifact the parent gives."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str = Field(max_length=128)
     mime: str
@@ -213,7 +215,7 @@ class WorkflowInput(BaseModel):
 class WorkflowOutput(BaseModel):
     """An output of a workflow used as a sub-workflow: one output of one of its nodes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str = Field(min_length=1, max_length=128)
     node: str
@@ -223,7 +225,7 @@ class WorkflowOutput(BaseModel):
 class WorkflowGraph(BaseModel):
     """A validated DAG of nodes. Construct with :func:`load_workflow` or directly."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     name: str = Field(min_length=1, max_length=128)
     nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
@@ -309,6 +311,8 @@ class WorkflowGraph(BaseModel):
         """
         from ..store._digest import canonical_json
 
+        if len(self.nodes) <= CANONICAL_SLICE and len(self.edges) <= CANONICAL_SLICE:  # one slice: no adapters
+            return canonical_json(self.model_dump(mode="json", exclude_none=True))
         fields = self.model_dump(mode="json", exclude_none=True, exclude={"nodes", "edges"})
         lists: dict[str, tuple[TypeAdapter[Any], list[Any]]] = {
             "nodes": (nodes_adapter(), self.nodes), "edges": (edges_adapter(), self.edges)

@@ -10,7 +10,6 @@ a ``TypeError`` from the middle of a run.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Collection
 from typing import Any
@@ -54,6 +53,8 @@ def _problem(name: str, func: Callable[..., Any], inputs: int, config: Collectio
         if key in by_input:
             return f"config key {key!r} is also {name}()'s input argument {key!r}"
         if key not in keywords and not varkw:
+            import difflib  # for an error's suggestion only
+
             close = difflib.get_close_matches(key, keywords, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             known = ", ".join(keywords) or "none"

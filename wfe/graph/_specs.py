@@ -13,7 +13,7 @@ from ._model import OutputKind
 class InputSpec(BaseModel):
     """One declared input of a function: a MIME pattern, delivered decoded or as a local path."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     mime: str
     as_path: bool = False
@@ -37,7 +37,7 @@ class OutputSpec(BaseModel):
     - ``inline``: a small JSON value kept in the action record itself.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     mime: str
     name: str | None = None
@@ -59,7 +59,7 @@ class OutputSpec(BaseModel):
 class FunctionSpec(BaseModel):
     """What the function store records for a name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(min_length=1, max_length=256)
     ref: str  # "module:qualname"

@@ -17,17 +17,22 @@ from __future__ import annotations
 from .._errors import Damaged, NoHardLink
 from ._base import CHUNK_SIZE, CONCURRENCY, SPOOL_LIMIT, Listed, Page, SpooledStaging, Staging, StorageIO
 from ._registry import ENTRY_POINT_GROUP, KNOWN_IMPLEMENTATIONS, Known, filesystem, storage_class, storage_classes
+from ._remember import MAX_AGE as RECORD_MAX_AGE
+from ._remember import Memo, fresh
 from ._translate import damaged, too_large, translate
+from ._urls import option_flag
 
 __all__ = [
     "CHUNK_SIZE",
     "CONCURRENCY",
     "ENTRY_POINT_GROUP",
     "KNOWN_IMPLEMENTATIONS",
+    "RECORD_MAX_AGE",
     "SPOOL_LIMIT",
     "Damaged",
     "Known",
     "Listed",
+    "Memo",
     "NoHardLink",
     "Page",
     "SpooledStaging",
@@ -35,6 +40,8 @@ __all__ = [
     "StorageIO",
     "damaged",
     "filesystem",
+    "fresh",
+    "option_flag",
     "storage_class",
     "storage_classes",
     "too_large",

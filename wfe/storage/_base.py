@@ -101,6 +101,11 @@ class StorageIO:
       listing may cost a request per folder, and a run asks per object.
 
     ``concurrency`` bounds the requests :meth:`gather` has in flight at once.
+
+    For ``wfe check-store``'s capability table, a subclass may also say, as
+    class attributes, what the flags cannot: ``whole_writes`` (how its objects
+    appear whole, e.g. "a staged upload, then a MOVE with Overwrite: T"),
+    ``complete_listings`` (how its listings are complete) and ``thread_safe``.
     """
 
     atomic_upload = False
@@ -127,7 +132,9 @@ class StorageIO:
         return f"{self.root}/{rel}" if self.root else rel
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.protocol}://{self.root})"
+        from .._redact import redact
+
+        return f"{type(self).__name__}({redact(f'{self.protocol}://{self.root}')})"
 
     # reads
     def read_bytes(self, rel: str, limit: int | None = None) -> bytes:

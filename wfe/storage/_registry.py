@@ -6,8 +6,8 @@ an optional backend whose package is missing says which extra to install.
 Every other scheme is looked up in the ``wfe.storage`` entry points, where a
 third-party backend registers its :class:`~wfe.storage.StorageIO` subclass
 (the packages under ``backends/`` declare theirs there too); a scheme with no
-storage class is served by :class:`~wfe.storage.StorageIO` itself, over
-whatever fsspec filesystem answers to it.
+storage class is served by :class:`~wfe.storage._generic.FsspecIO`, over
+whatever fsspec filesystem answers to it, as its probe at opening found it.
 """
 
 from __future__ import annotations
@@ -59,11 +59,13 @@ def storage_classes() -> dict[str, str]:
 
 
 def storage_class(protocol: str) -> type[StorageIO]:
-    """The storage class for ``protocol``; :class:`StorageIO` for a plain fsspec protocol."""
+    """The storage class for ``protocol``; :class:`FsspecIO` (probed at opening) for a plain fsspec protocol."""
     known = KNOWN_IMPLEMENTATIONS.get(protocol)
     target = known.target if known is not None else _entry_points().get(protocol)
     if target is None:
-        return StorageIO
+        from ._generic import FsspecIO
+
+        return FsspecIO
     module_name, _, attribute = target.partition(":")
     try:
         cls: type[StorageIO] = getattr(importlib.import_module(module_name), attribute)

@@ -15,7 +15,7 @@ from ..graph._model import Artifact
 class ActionResult(BaseModel):
     """The action cache's value: what an action produced."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     outputs: list[Artifact]
     function: str
@@ -32,7 +32,7 @@ NodeStatus = Literal["ran", "cached", "failed", "skipped", "pending", "running"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 
 
-@pydantic_dataclass(slots=True, config=ConfigDict(extra="ignore"))
+@pydantic_dataclass(slots=True, config=ConfigDict(extra="ignore", defer_build=True))
 class NodeRecord:
     """What happened to one node in a run.
 
@@ -75,7 +75,7 @@ def _node_record_defaults() -> tuple[tuple[str, Any, Any], ...]:
 
 
 class RunManifest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     run_id: str
     workflow: str

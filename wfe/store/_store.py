@@ -8,27 +8,19 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .._errors import StoreURLError
+from .._redact import redact, redact_options
 from ..storage._base import StorageIO
 from ..storage._registry import filesystem, storage_class
+from ..storage._urls import check_host, location, with_url_host
 from ._blobs import BlobStore
 from ._cache import cache_settings, with_cache
 from ._records import ActionCache, ConfigStore, FunctionStore, RunStore
 
 DEFAULT_STORE = "./.wfe"
-SECRET_OPTION_WORDS = ("key", "secret", "token", "password", "credential")
 
 
 def default_store_url() -> str:
     return os.environ.get("WFE_STORE") or DEFAULT_STORE
-
-
-def is_secret_option(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_OPTION_WORDS)
-
-
-def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: ("***" if is_secret_option(k) else v) for k, v in options.items()}
 
 
 def split_url(url: str) -> tuple[str, str, dict[str, str]]:
@@ -49,6 +41,7 @@ def split_url(url: str) -> tuple[str, str, dict[str, str]]:
         if parts.netloc not in ("", "localhost"):
             raise StoreURLError(f"file URLs take no host: {url!r}")
         return "file", os.path.abspath(parts.path or "/"), options
+    check_host(protocol, parts, url)  # sftp://, webdav://, ...: a URL without a host names the form that works
     path = (parts.netloc + parts.path).strip("/")
     if ".." in path.split("/"):
         raise StoreURLError(f"store path may not contain '..': {url!r}")
@@ -79,7 +72,7 @@ class Store:
 
     def __repr__(self) -> str:
         shown = redact_options(self.options)
-        return f"Store({self.url!r}{', ' + repr(shown) if shown else ''})"
+        return f"Store({redact(self.url)!r}{', ' + repr(shown) if shown else ''})"
 
 
 def open_store(url: str | None = None, /, **options: Any) -> Store:
@@ -106,10 +99,14 @@ def open_store(url: str | None = None, /, **options: Any) -> Store:
         return Store(storage_cls(None, path), path, {})
     if protocol == "memory" and not path:
         raise StoreURLError("memory:// needs a name, e.g. memory://scratch")
-    fs = filesystem(protocol, fs_options)
-    root = fs._strip_protocol(f"{protocol}://{path}") if path else ""
-    storage = storage_cls(fs, str(root))
     canonical = f"{protocol}://{path}"
+    from_location = getattr(storage_cls, "from_location", None)
+    if from_location is not None:  # a backend that reaches its server by the URL's host (wfe_sftp, wfe_webdav)
+        storage = from_location(location(canonical), fs_options)
+    else:
+        fs = filesystem(protocol, with_url_host(protocol, canonical, fs_options))
+        root = fs._strip_protocol(canonical) if path else ""
+        storage = storage_cls(fs, str(root))
     store = Store(storage, canonical, merged)
     store.blobs = with_cache(store.blobs, storage, cache)  # the cache options stay in store.options for tasks
     return store

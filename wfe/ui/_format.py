@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from .._errors import InvalidNameError
+from .._redact import redact_options
 from ..report._graphviz import STATUS_COLOURS
 from ..store._manifest import NodeRecord
 from ..store._records import validate_run_id
-from ..store._store import Store, redact_options
+from ..store._store import Store
 
 
 def when(moment: float | None) -> str:

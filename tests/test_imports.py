@@ -1,0 +1,153 @@
+"""Start-up: ``import wfe`` and a small run import what they use, and nothing a run does not need.
+
+Each check runs in a fresh interpreter and reads its ``sys.modules``: an eager
+import added anywhere on the way (a verb, the builder, a backend library, a
+record model built at import) fails here, not only in a benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wfe.cli
+
+# Never needed by ``import wfe``, by a run on local disk or by reading its output.
+NOT_FOR_A_RUN = (
+    "rich",
+    "dask",
+    "distributed",
+    "s3fs",
+    "botocore",
+    "aiobotocore",
+    "supabase",
+    "storage3",
+    "httpx",
+    "fsspec",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "diskcache",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "yaml",
+    "argparse",
+    "wfe.cli",
+    "wfe.ui",
+    "wfe.report",
+    "wfe.graph._builder",
+    "wfe.ops._gc",
+    "wfe.ops._verify",
+    "wfe.ops._sync",
+    "wfe.ops._rerun",
+    "wfe.ops._explain",
+    "wfe.storage._memory",
+    "wfe_s3",
+    "wfe_supabase",
+)
+# Models a plain run never validates or dumps on their own (they are built inside the ones it does use).
+UNBUILT_MODELS = (
+    ("wfe.graph._model", "LoopSpec"),
+    ("wfe.graph._model", "WorkflowInput"),
+    ("wfe.graph._model", "WorkflowOutput"),
+    ("wfe.graph._model", "Node"),
+    ("wfe.graph._model", "Edge"),
+    ("wfe.store._manifest", "NodeRecord"),
+)
+FUNCTIONS = textwrap.dedent(
+    """
+    import wfe
+
+    @wfe.function(outputs="application/json")
+    def start(*, value=0):
+        return value
+    """
+)
+
+
+def _modules_after(code: str, cwd: Path) -> dict[str, Any]:
+    """What ``code`` leaves in a fresh interpreter: ``{"modules": [...], ...}`` plus anything it adds to ``found``."""
+    script = f"import sys, json\nfound = {{}}\n{code}\nfound['modules'] = sorted(sys.modules)\nprint(json.dumps(found))"
+    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def _loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return sorted({name for name in names for module in modules if module == name or module.startswith(name + ".")})
+
+
+@pytest.fixture
+def one_node(tmp_path: Path) -> Path:
+    (tmp_path / "one_functions.py").write_text(FUNCTIONS)
+    workflow = {"name": "one", "modules": ["one_functions"], "nodes": [{"id": "n0", "function": "start"}]}
+    (tmp_path / "one.json").write_text(json.dumps(workflow))
+    return tmp_path
+
+
+def test_import_wfe_loads_only_its_errors(tmp_path: Path) -> None:
+    found = _modules_after("import wfe\nfound['error'] = repr(wfe.WorkflowError)", tmp_path)
+    assert [m for m in found["modules"] if m.startswith("wfe")] == ["wfe", "wfe._errors"]
+    assert _loaded(found["modules"], ("pydantic", "pydantic_core")) == []
+    assert found["error"] == "<class 'wfe.WorkflowError'>"
+
+
+def test_every_public_name_loads_on_first_use_as_wfes_own(tmp_path: Path) -> None:
+    code = "import wfe\nfound['modules_of'] = {n: getattr(getattr(wfe, n), '__module__', None) for n in wfe.__all__}"
+    found = _modules_after(code, tmp_path)
+    modules_of = found["modules_of"]
+    assert isinstance(modules_of, dict) and sorted(modules_of) == sorted(wfe.__all__)
+    classes = {name for name in wfe.__all__ if isinstance(getattr(wfe, name), type)}
+    assert {modules_of[name] for name in classes} == {"wfe"}
+
+
+def test_a_one_node_run_imports_no_verb_backend_or_unused_model(one_node: Path) -> None:
+    code = textwrap.dedent(
+        f"""
+        import wfe
+        result = wfe.run("one.json", ".store")
+        found["value"] = result["n0"]
+        import importlib
+        found["built"] = [name for module, name in {UNBUILT_MODELS!r}
+                          if getattr(importlib.import_module(module), name).__pydantic_complete__]
+        """
+    )
+    found = _modules_after(code, one_node)
+    assert found["value"] == 0
+    assert _loaded(found["modules"], NOT_FOR_A_RUN) == []
+    assert found["built"] == []
+
+
+def test_wfe_run_on_the_command_line_imports_its_own_verb_only(one_node: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import contextlib, io
+        from wfe.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            found["code"] = main(["run", "one.json", "--store", ".store", "--json"])
+        found["status"] = json.loads(out.getvalue())["status"]
+        """
+    )
+    found = _modules_after(code, one_node)
+    assert (found["code"], found["status"]) == (0, "succeeded")
+    others = tuple(f"wfe.cli._{module}" for module in wfe.cli.VERBS if module != "run")
+    libraries = tuple(m for m in NOT_FOR_A_RUN if not m.startswith(("wfe.cli", "argparse")))
+    assert _loaded(found["modules"], (*others, *libraries)) == []
+
+
+def test_each_verb_is_registered_by_the_module_the_cli_names_for_it() -> None:
+    whole = wfe.cli.build_parser()
+    verbs = next(action for action in whole._actions if action.dest == "verb").choices
+    assert isinstance(verbs, dict) and sorted(verbs) == sorted(wfe.cli.VERB_MODULES)
+    for verb in wfe.cli.VERB_MODULES:
+        alone = wfe.cli.build_parser(verb)
+        choices = next(action for action in alone._actions if action.dest == "verb").choices
+        assert isinstance(choices, dict) and verb in choices
