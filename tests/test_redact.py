@@ -130,3 +130,21 @@ def test_log_lines_and_their_tracebacks_are_masked(tmp_path: Path, capsys: pytes
     text = log_file.read_text() + capsys.readouterr().err
     assert "RuntimeError" in text and "AccountKey=***" in text
     assert "tops3cretpw" not in text and "Eby8vdM02" not in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--store", "s3://bucket/x", "--store-option", "endpoint_url=http://wfeuser:wfeFAKEpass42@127.0.0.1:9"],
+        ["--store", "webdav://wfeuser:wfeFAKEpass42@127.0.0.1:9/x"],
+        ["--store", "sftp://wfeuser:wfeFAKEpass42@127.0.0.1:9/x"],
+    ],
+    ids=["s3-endpoint", "webdav-url", "sftp-url"],
+)
+def test_a_password_in_a_url_or_endpoint_never_reaches_the_output(args: list[str], tmp_path: Path) -> None:
+    from _cli import run_in_process
+
+    done = run_in_process(["runs", *args], tmp_path, {"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: "), done.stderr
+    assert "unrecognized arguments" not in done.stderr and "usage:" not in done.stderr
+    assert "wfeFAKEpass42" not in done.stdout + done.stderr

@@ -100,10 +100,39 @@ def _supabase(tmp_path: Path, *, via_env: bool) -> Iterator[Backend]:
     yield Backend(f"supabase://{bucket}/secrets", "supabase://no-such-bucket/x", env, cli, options, stored, secrets)
 
 
+def _azure(tmp_path: Path, *, via_env: bool) -> Iterator[Backend]:
+    """Azurite through adlfs (the generic path): the account key sits inside a connection string."""
+    pytest.importorskip("adlfs")
+    from servers.azurite import ACCOUNT_KEY, Unavailable, azurite_server
+
+    try:
+        server_context = azurite_server()
+        server = server_context.__enter__()
+    except Unavailable as exc:
+        pytest.skip(f"Azurite is not available here: {exc}")
+    try:
+        raw = server.filesystem()
+
+        def stored() -> list[bytes]:
+            return [raw.cat_file(path) for path in raw.find(server.container)]
+
+        connection = server.connection_string
+        if via_env:
+            env, cli = {"AZURE_STORAGE_CONNECTION_STRING": connection}, []
+        else:
+            env, cli = {"AZURE_STORAGE_CONNECTION_STRING": ""}, ["--store-option", f"connection_string={connection}"]
+        yield Backend(server.url("secrets"), "abfs://no-such-container/x", env, cli, server.options, stored,
+                      [ACCOUNT_KEY, ACCOUNT_KEY[:40]])  # fmt: skip
+    finally:
+        server_context.__exit__(None, None, None)
+
+
 BACKENDS: dict[str, Callable[[Path], Iterator[Backend]]] = {
     "local": _local,
     "s3-env": lambda tmp: _s3(tmp, via_env=True),
     "s3-option": lambda tmp: _s3(tmp, via_env=False),
+    "azure-env": lambda tmp: _azure(tmp, via_env=True),
+    "azure-option": lambda tmp: _azure(tmp, via_env=False),
     "supabase-env": lambda tmp: _supabase(tmp, via_env=True),
     "supabase-option": lambda tmp: _supabase(tmp, via_env=False),
 }

@@ -27,7 +27,7 @@ from typing import IO, Any
 from .._errors import StoreError
 from ._base import SPOOL_LIMIT, SpooledStaging, Staging, StorageIO
 from ._findings import Findings
-from ._probe import create, own_method
+from ._probe import UNWRITABLE, create, own_method
 from ._remember import remembered
 from ._translate import translate
 
@@ -42,6 +42,9 @@ class FsspecIO(StorageIO):
         self._folders: set[str] = set()  # folders made (or found) already: on an object store each costs a request
         self.findings: Findings = remembered(self)
         found = self.findings
+        unwritable = found.get("replaces")
+        if unwritable is not None and unwritable.how.startswith(UNWRITABLE):
+            self._check_top_folder()
         replaces = found.get("replaces")
         if replaces is not None and replaces.answer is False:
             why = replaces.how.removeprefix("probed: ")
@@ -80,6 +83,19 @@ class FsspecIO(StorageIO):
             self.fs = OneAtATime(fs)
             self.concurrency = 1
 
+
+    def _check_top_folder(self) -> None:
+        """Where the probe could not write at all: a missing bucket or container is said now, in one line."""
+        top = self.root.strip("/").partition("/")[0]
+        if not top:
+            return
+        try:
+            there = bool(self.fs.exists(top))
+        except Exception:  # cannot tell: the first write will say what is wrong
+            return
+        if not there:
+            raise StoreError(f"{self.protocol}://{top} does not exist (the bucket, container or folder the store "
+                             "is in): create it first")  # fmt: skip
     def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
         try:
             return super().read_bytes(rel, limit)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+UNWRITABLE = "the probe could not write"  # how the findings say it, when every write of the probe failed
 PROBE_PREFIX = "tmp/probe-"  # a key left by a writer killed mid-probe goes with gc's other tmp/ leftovers
 THREADS = 4
 THREAD_ROUNDS = 3
@@ -67,7 +68,7 @@ def probe(storage: StorageIO) -> Findings:
             fs.makedirs(folder, exist_ok=True)
             fs.pipe_file(f"{folder}/a", b"first")
         except Exception as exc:
-            why = f"the probe could not write: {_first_line(exc)}"
+            why = f"{UNWRITABLE}: {_first_line(exc)}"
             return _unknown(storage, why)
         write_cost = time.monotonic() - started
         rows["replaces"] = _replaces(fs, f"{folder}/a")
