@@ -149,7 +149,10 @@ def _child_environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt here, so the child is killed on the way out."""
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt here, so the child is killed on the way out.
+
+    SIGINT too: a process started with SIGINT ignored (by a parent that ignores it) would not stop on Ctrl-C.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -157,7 +160,7 @@ def _signals_interrupt() -> Iterator[None]:
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    saved = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    saved = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

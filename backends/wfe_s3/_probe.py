@@ -27,6 +27,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from wfe.storage import RECORD_MAX_AGE as MAX_AGE  # noqa: F401  (seconds a record is trusted, as every backend's)
 from wfe.storage import Memo, fresh
 
 if TYPE_CHECKING:
