@@ -24,6 +24,7 @@ import traceback
 from dataclasses import dataclass
 
 MESSAGE_LINES = 12
+NOTE_LINES = 30
 LINE_CHARS = 300
 STACK_FRAMES = 12
 
@@ -70,12 +71,12 @@ def describe_failure(exc: BaseException, limit: int = 60) -> list[str]:
 
 def _describe(exc: BaseException) -> list[str]:
     members = _group_members(exc)
-    if members:
-        lines = [_headline(exc), *_notes(exc)]
+    if members:  # each member's failure first: a long counterexample must not push them out of sight
+        lines = [_headline(exc)]
         for number, member in enumerate(members, 1):
             lines.append(f"failure {number} of {len(members)}:")
             lines += ["  " + line for line in _describe(member)]
-        return lines
+        return [*lines, *_notes(exc)]
     return [*_message(exc), *_where(exc), *_notes(exc)]
 
 
@@ -157,6 +158,8 @@ def _notes(exc: BaseException) -> list[str]:
         if note.strip().startswith(_NOISE_NOTES):
             continue
         kept += [_clip(line) for line in note.splitlines() if line.strip()]
+    if len(kept) > NOTE_LINES:  # a counterexample of huge values: its start, and how much more there is
+        kept = [*kept[:NOTE_LINES], f"... ({len(kept) - NOTE_LINES} more lines of the example)"]
     return kept
 
 

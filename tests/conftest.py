@@ -62,18 +62,6 @@ def pytest_wfe_conformance_backends(config: pytest.Config) -> list[Any]:
     return list(WITH_SERVERS)
 
 
-@pytest.hookimpl(tryfirst=True)  # before -m selects: the marks added here count
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The conformance suite on the backends too slow for the quick tier (WebDAV, SFTP) is in the slow tier."""
-    from servers.backends import SLOW_BACKENDS
-
-    slow = {f"builtin:{name}" for name in SLOW_BACKENDS}
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("backend") in slow:
-            item.add_marker(pytest.mark.slow)
-
-
 @pytest.fixture(autouse=True)
 def _memory_filesystem_left_as_found() -> Any:
     """What a test put in the process-wide ``memory://`` filesystem goes with it.
