@@ -2,9 +2,9 @@
 
 ``tests/conftest.py`` hands them to the suite through its
 ``pytest_wfe_conformance_backends`` hook, so ``pytest`` (and ``tox``) runs
-every conformance test on memory, local disk, S3 and Supabase Storage; the slow
-tier also on Azure Blob Storage (Azurite), WebDAV (wsgidav) and SFTP (OpenSSH), whose
-runs of the whole suite take minutes (``SLOW_BACKENDS``, marked in tests/conftest.py).
+every conformance test on memory, local disk, S3 and Supabase Storage. Azure
+Blob Storage (Azurite), WebDAV (wsgidav) and SFTP (OpenSSH), whose runs of the
+whole suite take minutes, get it through ``wfe check-store`` in the slow tier.
 """
 
 from __future__ import annotations
