@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any, BinaryIO
 
 from wfe import StoreError, StoreURLError
-from wfe.storage import Listed, Page, SpooledStaging, Staging, StorageIO, option_flag, translate
+from wfe.storage import Listed, Page, SpooledStaging, Staging, StorageIO, option_flag, too_large, translate
 
 STAGING = "tmp"  # staged uploads, moved into place (gc removes a dead writer's)
 READ_CHUNK = 1024 * 1024
@@ -150,8 +150,6 @@ class WebdavIO(StorageIO):
             _raise_for(response, path)
             data: bytes = response.content
         if limit is not None and len(data) > limit:
-            from wfe.storage import too_large
-
             raise too_large(path, limit)
         return data
 

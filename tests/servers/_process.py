@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
+import time
 
 START_TIMEOUT = 30.0  # seconds a server may take to print its port
 
@@ -32,3 +34,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
     if process.stdout is not None:
         process.stdout.close()
+
+
+def exit_with_parent() -> None:
+    """In a server process: stop when the process that started it is gone, even if that one was killed outright."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()

@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 import zlib
@@ -35,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from servers._process import read_port, stop
+from servers._process import exit_with_parent, read_port, stop
 
 # Recognisable fakes: moto accepts any key pair.
 FAKE_KEY = "wfe-test-access-key"
@@ -182,15 +181,8 @@ def main() -> None:
     app = _Counting(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     print(server.port, flush=True)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    exit_with_parent()
     server.serve_forever()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Stop when the process that started the server is gone, even if it was killed outright."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ import contextlib
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from servers._process import read_port, stop
+from servers._process import exit_with_parent, read_port, stop
 
 USER = "wfe"
 PASSWORD = "wfe-test-password-not-real"
@@ -96,15 +94,8 @@ def main() -> None:
     server = wsgi.Server(("127.0.0.1", 0), app, numthreads=THREADS)
     server.prepare()
     print(server.bind_addr[1], flush=True)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    exit_with_parent()
     server.serve()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Stop when the process that started the server is gone, even if it was killed outright."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(0)
 
 
 if __name__ == "__main__":
