@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import stat
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 import wfe
 import wfe.engine._runner as runner_module
@@ -230,11 +228,11 @@ def test_artifacts_keep_the_model_methods_they_are_used_through() -> None:
     artifact = Artifact.model_validate(data)
     assert artifact.model_dump(mode="json", exclude_none=True) == data
     assert artifact == Artifact(**data) and hash(artifact) == hash(Artifact(**data))
-    with pytest.raises(ValidationError, match="digest"):
+    with pytest.raises(wfe.RecordError, match=r"^digest: invalid digest"):
         Artifact.model_validate({**data, "digest": "sha256:../../etc/passwd"})
-    with pytest.raises(ValidationError, match=r"extra|unexpected"):
+    with pytest.raises(wfe.RecordError, match=r"^owner: unknown key$"):
         Artifact.model_validate({**data, "owner": "someone"})
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="frozen"):
         artifact.size = 3  # type: ignore[misc]
 
 
@@ -291,7 +289,7 @@ def test_unchecked_constructors_make_what_validation_makes(kind: Any, value: Any
     checked = Artifact(digest=digest, mime="application/json", size=3, name="out", kind=kind, value=value)
     assert made == checked and made.model_dump(mode="json") == checked.model_dump(mode="json")
     assert made.stored == (kind is None)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="frozen"):
         made.size = 4  # type: ignore[misc]
     first, second = NodeRecord.pending("f", "1", digest), NodeRecord.pending("f", "1", digest)
     assert first == NodeRecord(function="f", version="1", config=digest)
@@ -299,7 +297,7 @@ def test_unchecked_constructors_make_what_validation_makes(kind: Any, value: Any
     assert second.outputs == []  # each record has lists of its own
     manifest = RunManifest(run_id="20260101T000000000Z-abcdef", workflow="w", workflow_digest=digest, started=1.0,
                            nodes={"a": first, "b": second})
-    assert RunManifest.model_validate_json(manifest.__pydantic_serializer__.to_json(manifest)) == manifest
+    assert RunManifest.model_validate_json(manifest.to_json()) == manifest
 
 
 GRAPHS_ALIVE = '''

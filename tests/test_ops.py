@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -442,7 +441,7 @@ def test_verify_finds_an_action_entry_edited_to_name_another_blob_and_repair_dro
     entry = store.actions.lookup(key)
     assert entry is not None
     planted = store.blobs.put(b"999")  # a valid blob, just not what `total` computed
-    forged = entry.model_copy(update={"outputs": [dataclasses.replace(entry.outputs[0], digest=planted, size=3)]})
+    forged = entry.model_copy(update={"outputs": [entry.outputs[0].model_copy(update={"digest": planted, "size": 3})]})
     store.actions.put(key, forged, overwrite=True)
 
     found = wfe_cli("verify", "--store", str(root))

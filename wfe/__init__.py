@@ -16,6 +16,7 @@ from ._errors import (
     InvalidNameError,
     NodeError,
     NotFoundError,
+    RecordError,
     StoreError,
     StoreURLError,
     UnknownFunctionError,
@@ -58,6 +59,7 @@ __all__ = [
     "NodeError",
     "NotFoundError",
     "Output",
+    "RecordError",
     "RunManifest",
     "RunResult",
     "StorageIO",
@@ -109,14 +111,6 @@ def _own(public: Any) -> Any:
     # What a user meets is wfe's: ``wfe.WorkflowError``, not ``wfe._errors.WorkflowError``, in reprs and
     # tracebacks. (Pickling finds each class by this name too: every one of them is an attribute of this module.)
     if isinstance(public, type) and public.__module__.startswith(f"{__name__}."):
-        if getattr(public, "__pydantic_complete__", True) is False:
-            # A model built on first use resolves its annotations in its module: built now, while that is its own.
-            if hasattr(public, "model_rebuild"):
-                public.model_rebuild()
-            else:
-                from pydantic.dataclasses import rebuild_dataclass
-
-                rebuild_dataclass(public)
         public.__module__ = __name__
     return public
 

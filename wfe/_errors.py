@@ -10,6 +10,7 @@
     ├── NotFoundError             (LookupError) a record is missing
     │   └── BlobNotFoundError     (FileNotFoundError) no blob under a digest
     ├── WorkflowError             (ValueError) the workflow file or graph is invalid, before anything runs
+    ├── RecordError               (ValueError) a record or a part of a graph has a field of the wrong shape
     ├── FunctionError             a function cannot be resolved
     │   ├── UnknownFunctionError  (WorkflowError, LookupError) no such function
     │   └── FunctionNotAllowedError (PermissionError) outside the allow-list
@@ -65,6 +66,21 @@ class BlobNotFoundError(NotFoundError, FileNotFoundError):
 
 class WorkflowError(WfeError, ValueError):
     """The workflow file or graph is invalid."""
+
+
+class RecordError(WfeError, ValueError):
+    """A record (an artifact, a node, a run record, a function spec) has a field of the wrong shape.
+
+    ``where`` is the field's place (``nodes.3.id``; empty for the record itself), ``what`` the reason.
+    """
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where}: {what}" if where else what)
+        self.where = where
+        self.what = what
+
+    def __reduce__(self) -> tuple[type[RecordError], tuple[str, str]]:
+        return type(self), (self.where, self.what)
 
 
 class FunctionError(WfeError):

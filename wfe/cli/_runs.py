@@ -156,12 +156,7 @@ def _show_node(args: argparse.Namespace, store: Any) -> int:
     record = manifest.nodes[node_id]
     outputs = [pick_output(manifest, node_id, address.port)] if address.port is not None else record.outputs
     if args.json:
-        from pydantic import TypeAdapter
-
-        from ..store._manifest import NodeRecord
-
-        shown = {"run_id": manifest.run_id, "node": node_id,
-                 **TypeAdapter(NodeRecord).dump_python(record, mode="json", exclude_none=True)}
+        shown = {"run_id": manifest.run_id, "node": node_id, **record.model_dump(mode="json", exclude_none=True)}
         shown["outputs"] = [a.model_dump(mode="json", exclude_none=True) for a in outputs]
         print(json.dumps(shown, indent=2))
         return EXIT_OK

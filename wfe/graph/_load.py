@@ -7,11 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from .._errors import WorkflowError
-from ._errors_line import one_line
-from ._model import CANONICAL_SLICE, WorkflowGraph, edges_adapter, nodes_adapter
+from .._errors import RecordError, WorkflowError
+from ._model import CANONICAL_SLICE, Edge, Node, WorkflowGraph
 
 
 def parse_workflow(document: Any, source: str = "workflow") -> WorkflowGraph:
@@ -20,8 +17,8 @@ def parse_workflow(document: Any, source: str = "workflow") -> WorkflowGraph:
         raise WorkflowError(f"{source}: expected a mapping with 'name' and 'nodes'")
     try:
         return WorkflowGraph.model_validate(document)
-    except ValidationError as exc:
-        raise WorkflowError(f"{source}: {one_line(exc)}") from None
+    except RecordError as exc:
+        raise WorkflowError(f"{source}: {exc}") from None
 
 
 MAX_WORKFLOW_BYTES = 64 * 1024 * 1024
@@ -45,19 +42,17 @@ def load_workflow(path: str | Path) -> WorkflowGraph:
         raise WorkflowError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     del raw
     try:
-        # JSON by json.loads, not pydantic's JSON parsing: its decoded document lives outside Python's
-        # allocator, and a large workflow's run would keep that memory without reusing it.
         document = json.loads(text) if path.suffix.lower() == ".json" else _load_yaml(text)
     except RecursionError:
         raise WorkflowError(f"{path}: document nested too deeply") from None
     except Exception as exc:  # yaml and json errors carry positions; keep the first line
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise WorkflowError(f"{path}: cannot parse: {detail}") from None
-    if isinstance(document, dict):  # ours: each slice of nodes and edges can replace its dicts at once
-        for key, adapter in (("nodes", nodes_adapter), ("edges", edges_adapter)):
+    if isinstance(document, dict):  # ours: each node and edge can replace its dict at once
+        for key, kind in (("nodes", Node), ("edges", Edge)):
             items = document.get(key)
             if isinstance(items, list) and len(items) > CANONICAL_SLICE:
-                _validate_in_place(items, adapter())
+                _validate_in_place(items, kind)
     return parse_workflow(document, str(path))
 
 
@@ -109,15 +104,15 @@ def _check_expansion(root: Any) -> None:
             stack.extend([(part, False) for part in parts(node) if part.id != "scalar" and id(part) not in sizes])
 
 
-def _validate_in_place(items: list[Any], adapter: TypeAdapter[Any]) -> None:
-    """Replace decoded nodes or edges by their dataclasses a slice at a time.
+def _validate_in_place(items: list[Any], kind: type[Node] | type[Edge]) -> None:
+    """Replace decoded nodes or edges by their records one at a time.
 
     A large workflow then never holds its whole decoded document and its whole graph at once.
-    On the first invalid slice it stops: the graph's own validation reports the problem, with
-    its place in the document (the slices before it hold dataclasses, which pass as they are).
+    On the first invalid item it stops: the graph's own validation reports the problem, with
+    its place in the document (the items before it are records, which pass as they are).
     """
-    for start in range(0, len(items), CANONICAL_SLICE):
+    for index, item in enumerate(items):
         try:
-            items[start:start + CANONICAL_SLICE] = adapter.validate_python(items[start:start + CANONICAL_SLICE])
-        except ValidationError:
+            items[index] = kind.model_validate(item)
+        except RecordError:
             return

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
-from pydantic.dataclasses import dataclass as pydantic_dataclass
-
-from .._errors import WorkflowError
+from .._errors import RecordError, WorkflowError
+from .._shape import (
+    Field,
+    Record,
+    anything,
+    boolean,
+    integer,
+    list_of,
+    mapping,
+    one_of,
+    optional,
+    record,
+    slots,
+    text,
+)
 from ..store._digest import validate_digest
-from ._errors_line import one_line
 from ._mime import validate_mime
 from ._order import topological_order
 
@@ -30,41 +39,46 @@ def check_node_id(value: str) -> str:
     return value
 
 
-# Every model here (and in _specs and _manifest) is built on first use (``defer_build``): a run builds only the
-# few it validates or dumps on their own, not each nested one besides (tests/test_imports.py checks which).
-@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid", defer_build=True))
-class Artifact:
+def _digest(value: str) -> str:
+    return validate_digest(value)
+
+
+_mime = text(then=validate_mime)
+_optional_mime = optional(_mime)
+
+
+class Artifact(Record):
     """A reference to stored bytes: the digest names the bytes, the MIME type says what they are.
 
-    A frozen slotted dataclass (a run holds one per output of every node), with the two
-    model methods it is used through: ``Artifact.model_validate(obj)`` and ``a.model_dump()``.
+    Frozen and slotted: a run holds one per output of every node.
     """
+
+    FIELDS = (
+        Field("digest", text(then=_digest)),
+        Field("mime", _mime),
+        Field("size", integer(ge=0)),
+        Field("name", optional(text()), None),
+        Field("kind", optional(one_of("inline", "ephemeral")), None),  # None: a blob in the store
+        Field("value", anything, None),  # an inline output's JSON value, kept in the action record
+    )
+    __slots__ = slots(FIELDS)
+    FROZEN = True
 
     digest: str
     mime: str
-    size: int = Field(ge=0)
-    name: str | None = None
-    kind: Literal["inline", "ephemeral"] | None = None  # None: a blob in the store
-    value: Any = None  # an inline output's JSON value, kept in the action record
+    size: int
+    name: str | None
+    kind: Literal["inline", "ephemeral"] | None
+    value: Any
 
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, value: str) -> str:
-        return validate_digest(value)
+    def __init__(self, digest: str, mime: str, size: int, name: str | None = None,
+                 kind: Literal["inline", "ephemeral"] | None = None, value: Any = None) -> None:
+        self._fill({"digest": digest, "mime": mime, "size": size, "name": name, "kind": kind, "value": value}, ())
 
     @property
     def stored(self) -> bool:
         """True if the bytes are a blob in the store (not inline, not ephemeral)."""
         return self.kind is None
-
-    @field_validator("mime")
-    @classmethod
-    def _mime(cls, value: str) -> str:
-        return validate_mime(value)
-
-    @classmethod
-    def model_validate(cls, obj: Any) -> Artifact:
-        return _artifact_adapter().validate_python(obj)
 
     @classmethod
     def made(
@@ -79,31 +93,17 @@ class Artifact:
         """An artifact of parts wfe has just made or checked itself, built without checking them again.
 
         For every output of every node: a digest it computed, the MIME type and name
-        of a validated output spec, a length. Like a model's ``model_construct``.
+        of a validated output spec, a length.
         """
         artifact = object.__new__(cls)
-        for field, value_ in (("digest", digest), ("mime", mime), ("size", size), ("name", name), ("kind", kind),
-                              ("value", value)):
-            object.__setattr__(artifact, field, value_)
+        put = object.__setattr__
+        put(artifact, "digest", digest)
+        put(artifact, "mime", mime)
+        put(artifact, "size", size)
+        put(artifact, "name", name)
+        put(artifact, "kind", kind)
+        put(artifact, "value", value)
         return artifact
-
-    def model_dump(self, *, mode: Literal["json", "python"] = "python", exclude_none: bool = False) -> dict[str, Any]:
-        return _artifact_adapter().dump_python(self, mode=mode, exclude_none=exclude_none)  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _artifact_adapter() -> TypeAdapter[Artifact]:
-    return TypeAdapter(Artifact)
-
-
-@functools.cache
-def nodes_adapter() -> TypeAdapter[list[Node]]:
-    return TypeAdapter(list[Node])
-
-
-@functools.cache
-def edges_adapter() -> TypeAdapter[list[Edge]]:
-    return TypeAdapter(list[Edge])
 
 
 CANONICAL_SLICE = 256
@@ -112,54 +112,61 @@ CachePolicy = Literal["use", "recompute", "skip"]
 CACHE_POLICIES: tuple[CachePolicy, ...] = ("use", "recompute", "skip")
 
 
-class LoopSpec(BaseModel):
+class LoopSpec(Record):
     """Run ``workflow`` repeatedly, feeding outputs back to inputs of the same name."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    FIELDS = (
+        Field("workflow", text(max_length=1024)),
+        Field("max_iterations", integer(ge=1, le=100_000)),  # mandatory: a loop always ends
+        Field("condition", text(min_length=1)),  # an output of the workflow: JSON true to go on
+    )
+    __slots__ = slots(FIELDS)
 
-    workflow: str = Field(max_length=1024)
-    max_iterations: int = Field(ge=1, le=100_000)  # mandatory: a loop always ends
-    condition: str = Field(min_length=1)  # an output of the workflow: JSON true to go on
+    workflow: str
+    max_iterations: int
+    condition: str
 
 
-# Node and Edge are slotted dataclasses, not models: a 10,000-node workflow holds 10,000 of each, and a
-# model instance carries a dict, a set of the fields given and a dict of extras besides (about 0.5 KB).
-@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid", defer_build=True))
-class Node:
-    """One step: a function with a config, or a file taken in as a source."""
+def _cache_policy(value: Any, where: Any) -> CachePolicy | None:
+    policy = one_of(*CACHE_POLICIES)(value, where)
+    return None if policy == "use" else policy
 
-    id: str = Field(max_length=128)
-    function: str | None = Field(default=None, max_length=256)
-    config: dict[str, Any] = Field(default_factory=dict)
-    file: str | None = None
-    mime: str | None = None
-    workflow: str | None = Field(default=None, max_length=1024)  # a sub-workflow: file path or stored digest
-    loop: LoopSpec | None = None
-    map: bool = False  # run the function once per element of its first input
-    cache: CachePolicy | None = None  # None: "use"; kept out of the workflow's canonical form
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return check_node_id(value)
+class Node(Record):
+    """One step: a function with a config, or a file taken in as a source.
 
-    @field_validator("mime")
-    @classmethod
-    def _mime(cls, value: str | None) -> str | None:
-        return None if value is None else validate_mime(value)
+    Slotted: a 10,000-node workflow holds 10,000 of them.
+    """
 
-    @field_validator("cache")
-    @classmethod
-    def _cache(cls, value: CachePolicy | None) -> CachePolicy | None:
-        return None if value == "use" else value
+    FIELDS = (
+        Field("id", text(max_length=128, then=check_node_id)),
+        Field("function", optional(text(max_length=256)), None),
+        Field("config", mapping(), factory=dict),
+        Field("file", optional(text()), None),
+        Field("mime", _optional_mime, None),
+        Field("workflow", optional(text(max_length=1024)), None),  # a sub-workflow: file path or stored digest
+        Field("loop", optional(record(LoopSpec)), None),
+        Field("map", boolean, False),  # run the function once per element of its first input
+        Field("cache", optional(_cache_policy), None),  # None: "use"; kept out of the workflow's canonical form
+    )
+    __slots__ = slots(FIELDS)
+
+    id: str
+    function: str | None
+    config: dict[str, Any]
+    file: str | None
+    mime: str | None
+    workflow: str | None
+    loop: LoopSpec | None
+    map: bool
+    cache: CachePolicy | None
 
     @property
     def policy(self) -> CachePolicy:
         """The node's cache policy: ``"use"`` unless the workflow says ``recompute`` or ``skip``."""
         return self.cache or "use"
 
-    @model_validator(mode="after")
-    def _kind(self) -> Node:
+    def _after(self) -> None:
         kinds = [k for k in ("function", "file", "workflow", "loop") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
@@ -174,81 +181,81 @@ class Node:
             raise ValueError(f"file node {self.id!r} needs a 'mime' type")
         if self.file is not None and self.config:
             raise ValueError(f"file node {self.id!r} takes no 'config'")
-        return self
 
 
-@pydantic_dataclass(slots=True, config=ConfigDict(extra="forbid", defer_build=True))
-class Edge:
+class Edge(Record):
     """``source`` feeds ``target``; ``mime`` picks which of the source's outputs."""
+
+    FIELDS = (
+        Field("source", text()),
+        Field("target", text()),
+        Field("mime", _optional_mime, None),
+        Field("source_port", optional(text()), None),  # which named output of the source
+        Field("target_port", optional(text()), None),  # which named input of the target
+    )
+    __slots__ = slots(FIELDS)
 
     source: str
     target: str
-    mime: str | None = None
-    source_port: str | None = None  # which named output of the source
-    target_port: str | None = None  # which named input of the target
-
-    @field_validator("mime")
-    @classmethod
-    def _mime(cls, value: str | None) -> str | None:
-        return None if value is None else validate_mime(value)
+    mime: str | None
+    source_port: str | None
+    target_port: str | None
 
 
-class WorkflowInput(BaseModel):
+class WorkflowInput(Record):
     """An input of a workflow used as a sub-workflow: a source node whose artifact the parent gives."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    FIELDS = (Field("id", text(max_length=128, then=check_node_id)), Field("mime", _mime))
+    __slots__ = slots(FIELDS)
 
-    id: str = Field(max_length=128)
+    id: str
     mime: str
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return check_node_id(value)
 
-    @field_validator("mime")
-    @classmethod
-    def _mime(cls, value: str) -> str:
-        return validate_mime(value)
-
-
-class WorkflowOutput(BaseModel):
+class WorkflowOutput(Record):
     """An output of a workflow used as a sub-workflow: one output of one of its nodes."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    FIELDS = (
+        Field("id", text(min_length=1, max_length=128)),
+        Field("node", text()),
+        Field("port", optional(text()), None),  # the node's output port; its only output when omitted
+    )
+    __slots__ = slots(FIELDS)
 
-    id: str = Field(min_length=1, max_length=128)
+    id: str
     node: str
-    port: str | None = None  # the node's output port; its only output when omitted
+    port: str | None
 
 
-class WorkflowGraph(BaseModel):
+class WorkflowGraph(Record):
     """A validated DAG of nodes. Construct with :func:`load_workflow` or directly."""
 
-    model_config = ConfigDict(extra="allow", defer_build=True)
+    FIELDS = (
+        Field("name", text(min_length=1, max_length=128)),
+        Field("nodes", list_of(record(Node), min_length=1, max_length=MAX_NODES)),
+        Field("edges", list_of(record(Edge)), factory=list),
+        Field("modules", list_of(text()), factory=list),
+        Field("inputs", list_of(record(WorkflowInput)), factory=list),  # what a parent passes in, as source nodes
+        Field("outputs", list_of(record(WorkflowOutput)), factory=list),  # what a parent gets back
+    )
+    __slots__ = slots(FIELDS, "_extra", "_order", "_index")
+    EXTRA = "allow"
 
-    name: str = Field(min_length=1, max_length=128)
-    nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
-    edges: list[Edge] = Field(default_factory=list)
-    modules: list[str] = Field(default_factory=list)
-    inputs: list[WorkflowInput] = Field(default_factory=list)  # what a parent passes in, as source nodes
-    outputs: list[WorkflowOutput] = Field(default_factory=list)  # what a parent gets back
+    name: str
+    nodes: list[Node]
+    edges: list[Edge]
+    modules: list[str]
+    inputs: list[WorkflowInput]
+    outputs: list[WorkflowOutput]
 
     def __init__(self, /, **data: Any) -> None:
-        """Validate ``data`` as a workflow; an invalid one is a one-line :class:`wfe.WorkflowError`.
-
-        ``model_validate`` comes here too (pydantic calls an overridden
-        ``__init__``), and turns the error back into its ValidationError.
-        """
-        from pydantic import ValidationError
-
+        """Validate ``data`` as a workflow; an invalid one is a one-line :class:`wfe.WorkflowError`."""
         try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise WorkflowError(one_line(exc)) from None
+            self._fill(data, ())
+        except RecordError as exc:
+            raise WorkflowError(str(exc)) from None
 
-    @model_validator(mode="after")
-    def _graph(self) -> WorkflowGraph:
+    def _after(self) -> None:
         seen: set[str] = set()
         for port in self.inputs:
             if port.id in seen:
@@ -283,18 +290,16 @@ class WorkflowGraph(BaseModel):
                 raise ValueError(f"duplicate output id {out.id!r}")
             names.add(out.id)
         ids = [port.id for port in self.inputs] + [n.id for n in self.nodes]
-        order = topological_order(ids, [(e.source, e.target) for e in self.edges])
-        object.__setattr__(self, "_order", order)
-        return self
+        object.__setattr__(self, "_order", topological_order(ids, [(e.source, e.target) for e in self.edges]))
 
     @property
     def order(self) -> list[str]:
         """Input and node ids in a topological order (stable: file order where free)."""
-        return list(self.__dict__.get("_order") or topological_order(
+        return list(getattr(self, "_order", None) or topological_order(
             [p.id for p in self.inputs] + [n.id for n in self.nodes], [(e.source, e.target) for e in self.edges]))
 
     def node(self, node_id: str) -> Node:
-        index = self.__dict__.get("_index")
+        index = getattr(self, "_index", None)
         if index is None:
             index = {node.id: node for node in self.nodes}
             object.__setattr__(self, "_index", index)
@@ -314,16 +319,14 @@ class WorkflowGraph(BaseModel):
         if len(self.nodes) <= CANONICAL_SLICE and len(self.edges) <= CANONICAL_SLICE:  # one slice: no adapters
             return canonical_json(self.model_dump(mode="json", exclude_none=True))
         fields = self.model_dump(mode="json", exclude_none=True, exclude={"nodes", "edges"})
-        lists: dict[str, tuple[TypeAdapter[Any], list[Any]]] = {
-            "nodes": (nodes_adapter(), self.nodes), "edges": (edges_adapter(), self.edges)
-        }
+        lists: dict[str, list[Node] | list[Edge]] = {"nodes": self.nodes, "edges": self.edges}
         pieces = []
         for key in sorted([*fields, *lists]):
             if key in lists:
-                adapter, items = lists[key]
+                items = lists[key]
                 slices = (
-                    canonical_json(adapter.dump_python(items[start:start + CANONICAL_SLICE], mode="json",
-                                                       exclude_none=True))[1:-1]  # without its brackets
+                    canonical_json([item.model_dump(mode="json", exclude_none=True)
+                                    for item in items[start:start + CANONICAL_SLICE]])[1:-1]  # without brackets
                     for start in range(0, len(items), CANONICAL_SLICE)
                 )
                 value = b"[" + b",".join(slices) + b"]"

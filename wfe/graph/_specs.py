@@ -4,31 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
+from .._shape import Field, Record, boolean, one_of, optional, record, slots, text, tuple_of
 from ._mime import mime_base, validate_mime
 from ._model import OutputKind
 
+_mime = text(then=validate_mime)
 
-class InputSpec(BaseModel):
+
+class InputSpec(Record):
     """One declared input of a function: a MIME pattern, delivered decoded or as a local path."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    FIELDS = (Field("mime", _mime), Field("as_path", boolean, False), Field("name", optional(text()), None))
+    __slots__ = slots(FIELDS)
+    FROZEN = True
 
     mime: str
-    as_path: bool = False
-    name: str | None = None
-
-    @field_validator("mime")
-    @classmethod
-    def _mime(cls, value: str) -> str:
-        return validate_mime(value)
+    as_path: bool
+    name: str | None
 
 
 INLINE_LIMIT = 64 * 1024  # bytes of JSON an inline output may hold
 
 
-class OutputSpec(BaseModel):
+class OutputSpec(Record):
     """One declared output: its MIME type, an optional port name and how it is kept.
 
     - ``persisted`` (default): a blob in the store.
@@ -37,42 +35,48 @@ class OutputSpec(BaseModel):
     - ``inline``: a small JSON value kept in the action record itself.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    FIELDS = (
+        Field("mime", _mime),
+        Field("name", optional(text()), None),
+        Field("kind", one_of("persisted", "ephemeral", "inline"), "persisted"),
+    )
+    __slots__ = slots(FIELDS)
+    FROZEN = True
 
     mime: str
-    name: str | None = None
-    kind: OutputKind = "persisted"
+    name: str | None
+    kind: OutputKind
 
-    @field_validator("mime")
-    @classmethod
-    def _mime(cls, value: str) -> str:
-        return validate_mime(value)
-
-    @model_validator(mode="after")
-    def _inline_is_json(self) -> OutputSpec:
+    def _after(self) -> None:
         base = mime_base(self.mime)
         if self.kind == "inline" and not (base == "application/json" or base.endswith("+json")):
             raise ValueError(f"an inline output must be JSON, not {self.mime}")
-        return self
 
 
-class FunctionSpec(BaseModel):
+def _outputs(value: Any, where: Any) -> tuple[OutputSpec, ...]:
+    if isinstance(value, (list, tuple)):  # a bare MIME type stands for an output of that type
+        value = [{"mime": v} if isinstance(v, str) else v for v in value]
+    return tuple_of(record(OutputSpec))(value, where)  # type: ignore[no-any-return]
+
+
+class FunctionSpec(Record):
     """What the function store records for a name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    FIELDS = (
+        Field("name", text(min_length=1, max_length=256)),
+        Field("ref", text()),  # "module:qualname"
+        Field("version", text()),
+        Field("inputs", tuple_of(record(InputSpec)), ()),
+        Field("outputs", _outputs, ()),
+    )
+    __slots__ = slots(FIELDS)
+    FROZEN = True
 
-    name: str = Field(min_length=1, max_length=256)
-    ref: str  # "module:qualname"
+    name: str
+    ref: str
     version: str
-    inputs: tuple[InputSpec, ...] = ()
-    outputs: tuple[OutputSpec, ...] = ()
-
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _outputs(cls, value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return tuple(OutputSpec(mime=v) if isinstance(v, str) else v for v in value)
-        return value
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
 
     @property
     def output_mimes(self) -> tuple[str, ...]:

@@ -150,7 +150,7 @@ def rerun(
         graph, store, base_dir=folder, executor=executor, jobs=jobs, force=force, on_event=on_event,
         pinned_files=pinned, allow_paths=allow_paths,
     )
-    result.manifest.rerun_of = original.run_id  # type: ignore[attr-defined]  # an extra field
+    result.manifest.rerun_of = original.run_id  # an extra field
     store.runs.put(result.manifest)
     outcome = RerunResult(original, result)
     if verify:

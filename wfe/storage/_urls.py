@@ -59,12 +59,12 @@ def needs_host(scheme: str) -> bool:
 
 
 def _shown(url: str) -> str:
-    """``url`` without the part before ``@`` in its host part: it may hold a password."""
+    """``url`` without the part before ``@`` in its host part (it may hold a password), on one line."""
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+    if sep:
+        netloc, slash, path = rest.partition("/")
+        url = f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+    return url if url.isprintable() else repr(url)[1:-1]  # a line break or control character shown escaped
 
 
 def check_host(scheme: str, parts: SplitResult, url: str) -> None:

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.dataclasses import dataclass as pydantic_dataclass
-
+from .._shape import (
+    Field,
+    Record,
+    boolean,
+    integer,
+    list_of,
+    mapping,
+    number,
+    one_of,
+    optional,
+    record,
+    slots,
+    text,
+)
 from ..graph._model import Artifact
 
+_artifacts = list_of(record(Artifact))
+_optional_text = optional(text())
 
-class ActionResult(BaseModel):
+
+class ActionResult(Record):
     """The action cache's value: what an action produced."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    FIELDS = (
+        Field("outputs", _artifacts),
+        Field("function", text()),
+        Field("version", text()),
+        Field("config", text()),
+        Field("inputs", list_of(text())),
+        Field("created", number),
+        Field("duration", number, 0.0),
+    )
+    __slots__ = slots(FIELDS)
 
     outputs: list[Artifact]
     function: str
@@ -23,73 +44,104 @@ class ActionResult(BaseModel):
     config: str
     inputs: list[str]
     created: float
-    duration: float = 0.0
+    duration: float
 
 
 NodeStatus = Literal["ran", "cached", "failed", "skipped", "pending", "running"]
+NODE_STATUSES = ("ran", "cached", "failed", "skipped", "pending", "running")
 
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 
 
-@pydantic_dataclass(slots=True, config=ConfigDict(extra="ignore", defer_build=True))
-class NodeRecord:
+class NodeRecord(Record):
     """What happened to one node in a run.
 
-    A slotted dataclass rather than a model: a run keeps one per node for its
-    whole length, and this takes a fifth of the memory. Keys it does not know
-    (from a newer wfe) are ignored when a manifest is read.
+    Slotted: a run keeps one per node for its whole length. Keys it does not
+    know (from a newer wfe) are ignored when a manifest is read.
     """
 
-    status: NodeStatus = "pending"
-    function: str | None = None
-    version: str | None = None
-    config: str | None = None
-    action_key: str | None = None
-    inputs: list[Artifact] = dataclasses.field(default_factory=list)
-    outputs: list[Artifact] = dataclasses.field(default_factory=list)
-    started: float | None = None
-    duration: float | None = None
-    error: str | None = None
-    traceback: str | None = None
-    log: str | None = None  # digest of the captured output, if any
-    elements: list[dict[str, Any]] | None = None  # a mapped node: action key, status, outputs per element
-    iterations: int | None = None  # a loop node: how many iterations ran or were replayed
-    subruns: list[str] | None = None  # sub-workflow and loop nodes: the run ids of their inner runs
-    recomputed: bool | None = None  # an ephemeral output of it was lost and computed again for a consumer
-    cache: str | None = None  # the node's cache policy, "recompute" or "skip"; absent for "use"
+    FIELDS = (
+        Field("status", one_of(*NODE_STATUSES), "pending"),
+        Field("function", _optional_text, None),
+        Field("version", _optional_text, None),
+        Field("config", _optional_text, None),
+        Field("action_key", _optional_text, None),
+        Field("inputs", _artifacts, factory=list),
+        Field("outputs", _artifacts, factory=list),
+        Field("started", optional(number), None),
+        Field("duration", optional(number), None),
+        Field("error", _optional_text, None),
+        Field("traceback", _optional_text, None),
+        Field("log", _optional_text, None),  # digest of the captured output, if any
+        Field("elements", optional(list_of(mapping())), None),  # a mapped node: key, status, outputs per element
+        Field("iterations", optional(integer()), None),  # a loop node: how many iterations ran or were replayed
+        Field("subruns", optional(list_of(text())), None),  # sub-workflow and loop nodes: their inner runs' ids
+        Field("recomputed", optional(boolean), None),
+        Field("cache", _optional_text, None),  # the node's cache policy, "recompute" or "skip"; absent for "use"
+    )
+    __slots__ = slots(FIELDS)
+    EXTRA = "ignore"
+
+    status: NodeStatus
+    function: str | None
+    version: str | None
+    config: str | None
+    action_key: str | None
+    inputs: list[Artifact]
+    outputs: list[Artifact]
+    started: float | None
+    duration: float | None
+    error: str | None
+    traceback: str | None
+    log: str | None
+    elements: list[dict[str, Any]] | None
+    iterations: int | None
+    subruns: list[str] | None
+    recomputed: bool | None
+    cache: str | None
 
     @classmethod
     def pending(cls, function: str | None, version: str | None, config: str | None) -> NodeRecord:
         """A node's first record, from its plan (checked already): built without checking it again."""
-        record = object.__new__(cls)
-        for name, default, factory in _node_record_defaults():
-            setattr(record, name, default if factory is dataclasses.MISSING else factory())
-        record.function, record.version, record.config = function, version, config
-        return record
+        record_ = object.__new__(cls)
+        for field in cls.FIELDS:
+            setattr(record_, field.name, field.default if field.factory is None else field.factory())
+        record_.function, record_.version, record_.config = function, version, config
+        return record_
 
 
-@functools.cache
-def _node_record_defaults() -> tuple[tuple[str, Any, Any], ...]:
-    return tuple((f.name, f.default, f.default_factory) for f in dataclasses.fields(NodeRecord))
+class RunManifest(Record):
+    """A run's record: the workflow, its status and a record per node."""
 
-
-class RunManifest(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+    FIELDS = (
+        Field("run_id", text()),
+        Field("workflow", text()),
+        Field("workflow_digest", text()),  # a blob holding the workflow's canonical JSON
+        Field("parent", _optional_text, None),  # the run this one is a sub-workflow or loop iteration of
+        Field("base_dir", _optional_text, None),  # where the workflow file was: modules and files are relative to it
+        Field("status", one_of("running", "succeeded", "failed", "interrupted"), "running"),
+        Field("started", number),
+        Field("finished", optional(number), None),
+        Field("owner", _optional_text, None),  # "host:pid" of its process: a "running" run whose process is gone died
+        Field("nodes", mapping(record(NodeRecord)), factory=dict),
+    )
+    __slots__ = slots(FIELDS, "_extra")
+    EXTRA = "allow"
 
     run_id: str
     workflow: str
-    workflow_digest: str  # a blob holding the workflow's canonical JSON
-    parent: str | None = None  # the run this one is a sub-workflow or loop iteration of
-    base_dir: str | None = None  # where the workflow file was: its modules and files are relative to it
-    status: RunStatus = "running"
+    workflow_digest: str
+    parent: str | None
+    base_dir: str | None
+    status: RunStatus
     started: float
-    finished: float | None = None
-    owner: str | None = None  # "host:pid" of the process running it: a "running" run whose process is gone died
-    nodes: dict[str, NodeRecord] = Field(default_factory=dict)
+    finished: float | None
+    owner: str | None
+    nodes: dict[str, NodeRecord]
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for record in self.nodes.values():
-            counts[record.status] = counts.get(record.status, 0) + 1
+        for node_record in self.nodes.values():
+            counts[node_record.status] = counts.get(node_record.status, 0) + 1
         return counts

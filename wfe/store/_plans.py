@@ -18,9 +18,7 @@ import hashlib
 import json
 from typing import NamedTuple
 
-from pydantic import ValidationError
-
-from .._errors import Damaged
+from .._errors import Damaged, RecordError
 from ..storage._base import StorageIO
 from ._digest import digest_of
 from ._manifest import ActionResult
@@ -44,7 +42,7 @@ class Planned(NamedTuple):
     def result(self) -> ActionResult | None:
         try:
             return ActionResult.model_validate_json(self.entry)
-        except ValidationError:
+        except RecordError:
             return None
 
 

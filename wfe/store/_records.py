@@ -1,16 +1,15 @@
 """The JSON record stores: configs, action cache, run records, function specs.
 
 Every record is read bounded by :data:`MAX_RECORD_BYTES` (a bigger one is
-damaged, and is never loaded whole) and parsed bounded in depth (pydantic's
-limit, or a RecursionError caught): a hostile record is a StoreError or a
-miss, never a traceback. A record must also be what its name says: a run
+damaged, and is never loaded whole) and parsed bounded in depth (a
+RecursionError caught): a hostile record is a StoreError or a miss, never a
+traceback. A record must also be what its name says: a run
 record filed under another run's id, or a function record under another
 name, is damaged, so nothing copies it over the record it names.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import re
@@ -19,13 +18,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from .._errors import Damaged, InvalidNameError, NotFoundError, StoreError
+from .._errors import Damaged, InvalidNameError, NotFoundError, RecordError, StoreError
 from ..graph._specs import FunctionSpec
 from ..storage._base import StorageIO
 from ._digest import canonical_json, digest_of
-from ._manifest import ActionResult, NodeRecord, RunManifest
+from ._manifest import ActionResult, RunManifest
 from ._names import decode_name, encode_name
 from ._paths import digest_from_record_path, record_path
 
@@ -126,7 +123,7 @@ class ActionCache:
     @staticmethod
     def encode(result: ActionResult) -> bytes:
         """The bytes :meth:`put` stores for ``result``."""
-        return ActionResult.__pydantic_serializer__.to_json(result, exclude_none=True)
+        return result.to_json()
 
     def put_encoded(self, key: str, data: bytes, *, overwrite: bool = False) -> bool:
         """:meth:`put` for a result :meth:`encode` made already."""
@@ -155,7 +152,7 @@ class ActionCache:
             return None
         try:
             return ActionResult.model_validate_json(data), data
-        except ValidationError:
+        except RecordError:
             self.unreadable.add(key)
             return None  # an unreadable entry is a miss; the next put repairs it
 
@@ -198,23 +195,18 @@ STREAM_NODES = 1000  # run records of this many nodes or more are written piece 
 RECORD_SLICE = 256  # node records serialised per call: the cost of a call is shared, the memory stays small
 
 
-@functools.cache
-def _node_records() -> TypeAdapter[dict[str, NodeRecord]]:
-    return TypeAdapter(dict[str, NodeRecord])  # built on first use: start-up pays for nothing it does not use
-
-
-def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes | memoryview]:
-    """The manifest's JSON in pieces: its fields, then its node records a slice at a time (views, not copies)."""
+def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
+    """The manifest's JSON in pieces: its fields, then its node records a slice at a time."""
     head = json.dumps(manifest.model_dump(mode="json", exclude_none=True, exclude={"nodes"}), ensure_ascii=False)
     yield head[:-1].encode("utf-8") + b', "nodes": {'
-    adapter = _node_records()
     items = iter(manifest.nodes.items())
     first = True
     while piece := dict(itertools.islice(items, RECORD_SLICE)):
         if not first:
             yield b","
         first = False
-        yield memoryview(adapter.dump_json(piece, exclude_none=True))[1:-1]  # the slice's records, sans braces
+        dumped = {node: record.model_dump(mode="json", exclude_none=True) for node, record in piece.items()}
+        yield json.dumps(dumped, separators=(",", ":"), ensure_ascii=False).encode("utf-8")[1:-1]  # sans braces
     yield b"}}"
 
 
@@ -232,7 +224,7 @@ class RunStore:
     def put(self, manifest: RunManifest) -> None:
         rel = self._path(manifest.run_id)
         if len(manifest.nodes) < STREAM_NODES:
-            self._io.write_bytes(rel, manifest.__pydantic_serializer__.to_json(manifest, exclude_none=True))
+            self._io.write_bytes(rel, manifest.to_json())
             return
         # A large run's record is written a slice of nodes at a time: never a second copy of it in memory.
         staging = self._io.stage()
@@ -250,8 +242,8 @@ class RunStore:
             raise NotFoundError(f"no run {run_id}") from None
         try:
             manifest = RunManifest.model_validate_json(data)
-        except ValidationError as exc:
-            raise StoreError(f"run record {run_id} is damaged: {exc.errors()[0]['msg']}") from None
+        except RecordError as exc:
+            raise StoreError(f"run record {run_id} is damaged: {exc}") from None
         if manifest.run_id != run_id:
             raise StoreError(f"run record {run_id} is damaged: it holds run {manifest.run_id!r}")
         return manifest
@@ -304,8 +296,8 @@ class FunctionStore:
             raise NotFoundError(f"no function {name!r} in the function store") from None
         try:
             spec = FunctionSpec.model_validate_json(data)
-        except ValidationError as exc:
-            raise StoreError(f"function record {name!r} is damaged: {exc.errors()[0]['msg']}") from None
+        except RecordError as exc:
+            raise StoreError(f"function record {name!r} is damaged: {exc}") from None
         if spec.name != name:
             raise StoreError(f"function record {name!r} is damaged: it holds function {spec.name!r}")
         return spec
