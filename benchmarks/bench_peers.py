@@ -1,7 +1,7 @@
 """wfe side by side with Apache Hamilton, redun, Prefect and joblib.Memory on the same workloads.
 
     python benchmarks/bench_peers.py [--repeat 3] [--peers hamilton,redun,prefect,joblib] [--quick]
-                                     [--workloads one,chain,fanout,map,big] [--wfe-python PYTHON]
+                                     [--workloads one,chain,fanout,map,big] [--wfe-python PYTHON] [--tmp DIR]
 
 Workloads, the same pure functions in every tool: a chain of N nodes each
 adding 1 to the one before, a fan-out of N - 1 such nodes from one source, a
@@ -55,6 +55,7 @@ MIB = 1 << 20
 RUN_TIMEOUT = 1200  # seconds for one process; a hung peer loses the sample, not the benchmark
 WORKLOADS = ("one", "chain", "fanout", "map", "big")
 WFE_VENV_MARKER = ".bench-source"  # the digest of the wfe sources installed in wfe's venv
+TMP: Path | None = None  # where workflows and caches are made (--tmp); None: the system's temp folder
 RESOLUTION = 0.1  # ms per node: below it, a difference of two whole-process times is noise
 # wfe's own large-output function writes zeros, which the kernel can serve from one shared page; this one
 # writes 0x01 like the peers do, so every tool really touches the payload's pages.
@@ -295,7 +296,7 @@ def run_all(
     # One discarded 1-node run per tool first: compiling .pyc files and reading the libraries from disk
     # the first time is a cost of installing, not of running.
     for tool in tools:
-        scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-"))
+        scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-", dir=TMP))
         sample(tool, "chain", 1, scratch / "cache", False)
         shutil.rmtree(scratch, ignore_errors=True)
     # Caches of small files go at the end: on ext4, files created soon after many were deleted cost more
@@ -307,7 +308,7 @@ def run_all(
             for workload in workloads:
                 shape, size = shapes[workload]
                 for tool in (t for t in tools if workload in t.workloads):
-                    scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-"))
+                    scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-", dir=TMP))
                     kept.append(scratch)
                     for cached in (False, True):
                         got = sample(tool, shape, size, scratch / "cache", cached)
@@ -419,6 +420,10 @@ def main() -> None:
         "--workloads", default=",".join(WORKLOADS), help="comma-separated subset of: " + ", ".join(WORKLOADS)
     )
     parser.add_argument(
+        "--tmp", type=Path, help="where the workflows and every tool's cache are made (default: the system's temp "
+        "folder; /dev/shm takes the disk out of the figures)",
+    )
+    parser.add_argument(
         "--wfe-python", type=Path, help="run wfe with this interpreter instead of its own venv built from this checkout"
     )
     args = parser.parse_args()
@@ -430,8 +435,10 @@ def main() -> None:
     if unknown or args.repeat < 1:
         parser.error(f"unknown peer {unknown[0]!r}" if unknown else "--repeat must be at least 1")
     n, big_mib = (50, 32) if args.quick else (200, 256)
-    header = machine_line(args.repeat, n, big_mib)
-    work = Path(tempfile.mkdtemp(prefix="wfe-peers-wf-"))
+    header = machine_line(args.repeat, n, big_mib) + f"; caches under {args.tmp or tempfile.gettempdir()}"
+    global TMP
+    TMP = args.tmp
+    work = Path(tempfile.mkdtemp(prefix="wfe-peers-wf-", dir=TMP))
     notes: list[str] = []
     try:
         wfe_python = args.wfe_python or wfe_venv(HERE.parent, args.venvs)

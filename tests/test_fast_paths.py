@@ -85,6 +85,21 @@ def test_without_the_handover_nodes_read_the_same_bytes_back(
     assert values(store, result) == {"seed": {"n": 3}, **{f"leaf{i}": 3000 + i * i for i in range(5)}}
 
 
+def test_a_runs_final_outputs_are_handed_back_without_a_read_and_only_those(
+    tmp_path: Path, reads: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    result = wfe.run(fan_out(3), store, base_dir=FUNCTIONS)
+    assert [result[f"leaf{i}"] for i in range(3)] == [3000 + i * i for i in range(3)] and reads["blobs"] == 0
+    assert result["seed"] == {"n": 3} and reads["blobs"] == 1  # consumed by other nodes: not kept, read back
+    assert set(result.kept) == {result.output(f"leaf{i}").digest for i in range(3)}
+    again = wfe.run(fan_out(3), store, base_dir=FUNCTIONS)  # all cached: nothing computed here, nothing kept
+    assert again.kept == {} and again["leaf2"] == 3004 and reads["blobs"] == 2
+    monkeypatch.setattr(runner_module, "KEPT_BYTES", 0)
+    rerun = wfe.run(fan_out(3), store, base_dir=FUNCTIONS, force=True)
+    assert rerun.kept == {} and rerun["leaf1"] == 3001 and reads["blobs"] == 3
+
+
 def test_an_inline_run_settles_each_node_before_starting_the_next(tmp_path: Path) -> None:
     running: set[str] = set()
     most = [0]

@@ -182,10 +182,13 @@ def test_a_tampered_blob_gives_an_integrity_error_not_wrong_bytes(
     store: wfe.Store, tmp_path: Path, wfe_cli: Cli
 ) -> None:
     result = wfe.run(graph(name="tampered", count=7, failing=False), store)
+    made = result["words"]
     damaged = blob_file(tmp_path / "store", result.output("words").digest)
     damaged.chmod(0o644)
     damaged.write_bytes(damaged.read_bytes().replace(b"n1", b"n9"))
-    for call in (lambda: result.path("words"), lambda: result["words"],
+    assert result["words"] == made  # the run's own result keeps the bytes it hashed: the right ones
+    later = wfe.RunResult(result.manifest, result.store)  # anything else reads the store
+    for call in (lambda: result.path("words"), lambda: later["words"],
                  lambda: wfe.load(f"{result.run_id}:words", store=store)):
         with pytest.raises(wfe.IntegrityError) as caught:
             call()

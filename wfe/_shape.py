@@ -173,14 +173,20 @@ def record(cls: type[R]) -> Check:
     return check
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _dump(value: Any, json_mode: bool, exclude_none: bool) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, Record):
         return value._dump(json_mode, exclude_none, None)
     if isinstance(value, (list, tuple)):
-        items = [_dump(item, json_mode, exclude_none) for item in value]
+        items = [item if type(item) in _PLAIN else _dump(item, json_mode, exclude_none) for item in value]
         return items if json_mode or isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
-        return {key: _dump(item, json_mode, exclude_none) for key, item in value.items()}
+        return {key: item if type(item) in _PLAIN else _dump(item, json_mode, exclude_none)
+                for key, item in value.items()}
     return value
 
 
@@ -280,14 +286,17 @@ class Record:
     def _dump(self, json_mode: bool, exclude_none: bool, exclude: Iterable[str] | None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for field in self.FIELDS:
-            value = getattr(self, field.name)
-            if (exclude_none and value is None) or (exclude is not None and field.name in exclude):
-                continue
-            out[field.name] = _dump(value, json_mode, exclude_none) if isinstance(value, (Record, list, tuple, dict)) \
-                else value
-        extra = self.model_extra
-        if extra:
-            for key, value in extra.items():
+            name = field.name
+            value = getattr(self, name)
+            if value is None:
+                if exclude_none:
+                    continue
+            elif type(value) not in _PLAIN:
+                value = _dump(value, json_mode, exclude_none)
+            if exclude is None or name not in exclude:
+                out[name] = value
+        if self.EXTRA == "allow":
+            for key, value in (self.model_extra or {}).items():
                 if not (exclude_none and value is None) and (exclude is None or key not in exclude):
                     out[key] = _dump(value, json_mode, exclude_none)
         return out

@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -48,6 +48,7 @@ MANIFEST_INTERVAL = 2.0  # seconds between manifest checkpoints while a run goes
 POLL_INTERVAL = 0.2  # how often a waiting coordinator looks for Ctrl-C
 FRESH_BYTES = 8 * 1024 * 1024  # small blobs just stored, kept to hand to nodes run in this process
 FRESH_COUNT = 1024  # and at most this many of them
+KEPT_BYTES = 1024 * 1024 * 1024  # final outputs made in this process, kept in the run's result (in all)
 
 log = logging.getLogger(__name__)
 __all__ = ["EventHandler", "InlineExecutor", "PlannedNode", "RunResult", "plan", "run"]
@@ -63,10 +64,15 @@ class RunResult:
     by its MIME type; ``result.path("node")`` is a verified read-only copy on
     local disk. An unknown node or port, a node that failed or was skipped, and
     a node of several outputs without a port are one-line NotFoundErrors.
+
+    The outputs of final nodes (ones no other node consumes) that this process
+    computed in this run are kept as the bytes that were hashed into their
+    digests (up to ``KEPT_BYTES`` in all), so reading them needs no read back.
     """
 
     manifest: RunManifest
     store: Store
+    kept: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -96,7 +102,13 @@ class RunResult:
         """One output, verified and decoded by its MIME type's codec (JSON, text, bytes, or a registered codec)."""
         from ..ops._address import read_value
 
-        return read_value(self.store, self.output(node_id, port))
+        artifact = self.output(node_id, port)
+        data = self.kept.get(artifact.digest) if artifact.stored else None
+        if data is not None:  # the very bytes hashed into the digest when the node stored them
+            from ..graph._codecs import decode
+
+            return decode(data, artifact.mime)
+        return read_value(self.store, artifact)
 
     def __getitem__(self, node_id: str) -> Any:
         """``result["node"]``: the node's one output, decoded (see :meth:`value`)."""
@@ -262,6 +274,9 @@ class _Run:
         self.memory: dict[str, bytes] = outer.memory if outer is not None else {}
         # Small blobs nodes in this process just stored: handed to the nodes downstream directly.
         self.fresh: FreshBlobs = outer.fresh if outer is not None else FreshBlobs()
+        # The outputs of this run's final nodes made in this process, for its result (not a sub-run's).
+        self.kept: dict[str, bytes] = {}
+        self.kept_bytes = 0
         self.producers: dict[str, str] = {}
         self.map_pending: dict[str, int] = {}
         self.store = store
@@ -412,7 +427,7 @@ class _Run:
             self._leave()
             raise
         log.info("run %s %s: %s", self.manifest.run_id, self.manifest.status, self.manifest.counts())
-        return RunResult(self.manifest, self.store)
+        return RunResult(self.manifest, self.store, self.kept)
 
     def _prefetch(self) -> None:
         """Read the plan of this workflow's last run and confirm, at once, what it predicts (see _prefetch)."""
@@ -711,6 +726,7 @@ class _Run:
             ref=p.function.ref,
             payloads=payloads if config is None else (*payloads, (p.config_digest, config)),
             defer=self.inline and self.writer is not None,
+            keep=self.inline and self.outer is None and node_id not in self.children,
         )
 
     def payload(self, artifact: Artifact) -> bytes:
@@ -752,6 +768,11 @@ class _Run:
             result = TaskResult(node_id, None, started, 0.0, f"{type(exc).__name__}: {exc}")
         self.memory.update(result.payloads or {})
         self.fresh.add(result.fresh or {})
+        for digest, data in (result.kept or {}).items():
+            if self.kept_bytes + len(data) <= KEPT_BYTES and digest not in self.kept:
+                self.kept[digest] = data
+                self.kept_bytes += len(data)
+        result.kept = None
         if result.outputs is None and result.unwritten:  # a failed node's log: still to be written
             self._behind(result.unwritten, lambda: None)
             result.unwritten = None

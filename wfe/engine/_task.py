@@ -53,6 +53,9 @@ class Task:
     # In the coordinator's process on a remote store: small blobs (outputs, the log) are not written here
     # but returned in ``TaskResult.unwritten``, for the coordinator to write behind (see _writer).
     defer: bool = False
+    # In the coordinator's process, for a node no other node of the run consumes: its stored outputs' bytes
+    # come back in ``TaskResult.kept``, whatever their size, for the run's result to hand to its caller.
+    keep: bool = False
 
 
 @dataclass
@@ -70,6 +73,8 @@ class TaskResult:
     fresh: dict[str, bytes] | None = None
     # With ``Task.defer``: the small blobs the outputs and log name, by digest, not yet in the store.
     unwritten: dict[str, bytes] | None = None
+    # With ``Task.keep``: the bytes of every stored output that is bytes already, by digest (see RunResult).
+    kept: dict[str, bytes] | None = None
 
 
 FRESH_LIMIT = 64 * 1024  # stored outputs up to this size are handed on in memory within a process
@@ -156,9 +161,10 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                 CURRENT_SCRATCH.reset(token)
             fresh: dict[str, bytes] | None = {} if in_process else None
             unwritten: dict[str, bytes] | None = {} if in_process and task.defer else None
-            outputs, produced = _store_outputs(store, spec.outputs, value, fresh, scratch, unwritten)
+            kept: dict[str, bytes] | None = {} if in_process and task.keep else None
+            outputs, produced = _store_outputs(store, spec.outputs, value, fresh, scratch, unwritten, kept)
             result = TaskResult(task.node_id, outputs, started, time.perf_counter() - clock, payloads=produced,
-                                fresh=fresh, unwritten=unwritten)
+                                fresh=fresh, unwritten=unwritten, kept=kept)
         except Exception as exc:
             from .._redact import redact
 
@@ -211,12 +217,14 @@ def _store_outputs(
     fresh: dict[str, bytes] | None = None,
     scratch: Scratch | None = None,
     unwritten: dict[str, bytes] | None = None,
+    kept: dict[str, bytes] | None = None,
 ) -> tuple[list[Artifact], dict[str, bytes]]:
     """Put each returned value by its output's kind; return the artifacts and the ephemeral bytes.
 
     Small stored outputs are also added to ``fresh`` (by digest) when it is given, and, when
-    ``unwritten`` is given, left to the caller to write (added to it); a file of the node's own
-    scratch folder is moved into the store.
+    ``unwritten`` is given, left to the caller to write (added to it); stored outputs encoded as
+    bytes of any size are added to ``kept`` when it is given; a file of the node's own scratch
+    folder is moved into the store.
     """
     if len(specs) == 0:
         return [], {}
@@ -244,6 +252,8 @@ def _store_outputs(
             outputs.append(Artifact.made(digest, spec.mime, size, spec.name))
             if fresh is not None and isinstance(encoded, bytes) and size <= FRESH_LIMIT:
                 fresh[digest] = encoded  # the very bytes just hashed into ``digest``
+            if kept is not None and isinstance(encoded, bytes):
+                kept[digest] = encoded
             continue
         data = _read_all(encoded)
         if spec.kind == "inline":
