@@ -287,14 +287,15 @@ class Record:
         out: dict[str, Any] = {}
         for field in self.FIELDS:
             name = field.name
+            if exclude is not None and name in exclude:
+                continue
             value = getattr(self, name)
             if value is None:
                 if exclude_none:
                     continue
             elif type(value) not in _PLAIN:
                 value = _dump(value, json_mode, exclude_none)
-            if exclude is None or name not in exclude:
-                out[name] = value
+            out[name] = value
         if self.EXTRA == "allow":
             for key, value in (self.model_extra or {}).items():
                 if not (exclude_none and value is None) and (exclude is None or key not in exclude):
