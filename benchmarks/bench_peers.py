@@ -1,6 +1,6 @@
 """wfe side by side with Apache Hamilton, redun, Prefect and joblib.Memory on the same workloads.
 
-    python benchmarks/bench_peers.py [--repeat 3] [--peers hamilton,redun,prefect,joblib] [--quick]
+    python benchmarks/bench_peers.py [--repeat 3] [--peers hamilton,redun,prefect,joblib] [--quick] [--nodes N]
                                      [--workloads one,chain,fanout,map,big] [--wfe-python PYTHON] [--tmp DIR]
 
 Workloads, the same pure functions in every tool: a chain of N nodes each
@@ -415,6 +415,8 @@ def main() -> None:
         help="comma-separated subset of: " + ", ".join(p.key for p in _registry.PEERS),
     )
     parser.add_argument("--quick", action="store_true", help="N = 50 and a 32 MiB output instead of 200 and 256")
+    parser.add_argument("--nodes", type=int, help="N, the nodes of the chain and fan-outs (default 200): the larger, "
+                        "the less a per-node figure carries the noise of the 1-node run it is net of")
     parser.add_argument("--venvs", type=Path, default=HERE / ".peer-venvs", help="where the peers' venvs live")
     parser.add_argument(
         "--workloads", default=",".join(WORKLOADS), help="comma-separated subset of: " + ", ".join(WORKLOADS)
@@ -435,6 +437,10 @@ def main() -> None:
     if unknown or args.repeat < 1:
         parser.error(f"unknown peer {unknown[0]!r}" if unknown else "--repeat must be at least 1")
     n, big_mib = (50, 32) if args.quick else (200, 256)
+    if args.nodes is not None:
+        if args.nodes < 2:
+            parser.error("--nodes must be at least 2")
+        n = args.nodes
     header = machine_line(args.repeat, n, big_mib) + f"; caches under {args.tmp or tempfile.gettempdir()}"
     global TMP
     TMP = args.tmp

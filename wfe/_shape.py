@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 from ._errors import RecordError
@@ -174,6 +175,12 @@ def record(cls: type[R]) -> Check:
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once: each dumps() makes one
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as compact JSON, non-ASCII kept as it is."""
+    return _COMPACT.encode(value)
 
 
 def _dump(value: Any, json_mode: bool, exclude_none: bool) -> Any:
@@ -214,6 +221,9 @@ class Record:
     FIELDS: ClassVar[tuple[Field, ...]] = ()
     EXTRA: ClassVar[Literal["forbid", "ignore", "allow"]] = "forbid"
     FROZEN: ClassVar[bool] = False
+    _NAMES: ClassVar[frozenset[str]] = frozenset()
+    _FIELD_NAMES: ClassVar[tuple[str, ...]] = ()
+    _VALUES: ClassVar[Callable[..., tuple[Any, ...]]]
 
     def __init__(self, **data: Any) -> None:
         self._fill(data, ())
@@ -250,13 +260,28 @@ class Record:
         except ValueError as exc:
             raise fail(where, str(exc)) from None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = tuple(field.name for field in cls.FIELDS)
+        cls._FIELD_NAMES = names
+        cls._NAMES = frozenset(names)
+        cls._VALUES = attrgetter(*names) if len(names) > 1 else (lambda record: (getattr(record, names[0]),))
+        if not cls.FROZEN and cls.EXTRA != "allow":
+            cls.__setattr__ = object.__setattr__  # type: ignore[assignment]  # nothing to refuse or keep aside
+
     @classmethod
     def _names(cls) -> frozenset[str]:
-        names: frozenset[str] | None = cls.__dict__.get("_NAMES")
-        if names is None:
-            names = frozenset(field.name for field in cls.FIELDS)
-            cls._NAMES = names  # type: ignore[attr-defined]
-        return names
+        return cls._NAMES
+
+    @classmethod
+    def construct(cls: type[R], **values: Any) -> R:
+        """A record of values wfe made or checked itself, not checked again (every field given)."""
+        made = object.__new__(cls)
+        for field in cls.FIELDS:
+            object.__setattr__(made, field.name, values[field.name])
+        if cls.EXTRA == "allow":
+            object.__setattr__(made, "_extra", None)
+        return made
 
     def _after(self) -> None:
         """Checks across fields, once every field is in: raise ValueError with the reason."""
@@ -284,18 +309,13 @@ class Record:
         return cls._from(document, ())
 
     def _dump(self, json_mode: bool, exclude_none: bool, exclude: Iterable[str] | None) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for field in self.FIELDS:
-            name = field.name
-            if exclude is not None and name in exclude:
-                continue
-            value = getattr(self, name)
-            if value is None:
-                if exclude_none:
-                    continue
-            elif type(value) not in _PLAIN:
-                value = _dump(value, json_mode, exclude_none)
-            out[name] = value
+        pairs = zip(self._FIELD_NAMES, self._VALUES(self), strict=True)
+        if exclude is not None:
+            pairs = ((name, value) for name, value in pairs if name not in exclude)  # type: ignore[assignment]
+        out = {name: value for name, value in pairs if value is not None} if exclude_none else dict(pairs)
+        for name, value in out.items():  # values replaced in place: the keys stay as they are
+            if type(value) not in _PLAIN:
+                out[name] = _dump(value, json_mode, exclude_none)
         if self.EXTRA == "allow":
             for key, value in (self.model_extra or {}).items():
                 if not (exclude_none and value is None) and (exclude is None or key not in exclude):
@@ -309,7 +329,7 @@ class Record:
 
     def model_dump_json(self, *, exclude_none: bool = False) -> str:
         """Compact JSON of :meth:`model_dump` in ``json`` mode."""
-        return json.dumps(self._dump(True, exclude_none, None), separators=(",", ":"), ensure_ascii=False)
+        return compact_json(self._dump(True, exclude_none, None))
 
     def to_json(self, *, exclude_none: bool = True) -> bytes:
         """The record as stored: compact UTF-8 JSON."""
@@ -330,7 +350,7 @@ class Record:
         return getattr(self, "_extra", None) if self.EXTRA == "allow" else None
 
     def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, field.name) for field in self.FIELDS)
+        return self._VALUES(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self.FROZEN:

@@ -808,7 +808,7 @@ class _Run:
             self._behind(result.unwritten, lambda: None)
             result.unwritten = None
             return
-        action = ActionResult(
+        action = ActionResult.construct(  # of parts this run made or checked
             outputs=result.outputs,
             function=p.function.name if p.function else f"workflow:{p.inner.graph.name if p.inner else ''}",
             version=p.version,

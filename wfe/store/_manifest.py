@@ -106,7 +106,7 @@ class NodeRecord(Record):
         """A node's first record, from its plan (checked already): built without checking it again."""
         record_ = object.__new__(cls)
         for field in cls.FIELDS:
-            setattr(record_, field.name, field.default if field.factory is None else field.factory())
+            object.__setattr__(record_, field.name, field.default if field.factory is None else field.factory())
         record_.function, record_.version, record_.config = function, version, config
         return record_
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._errors import Damaged, InvalidNameError, NotFoundError, RecordError, StoreError
+from .._shape import compact_json
 from ..graph._specs import FunctionSpec
 from ..storage._base import StorageIO
 from ._digest import canonical_json, digest_of
@@ -206,7 +207,7 @@ def _manifest_pieces(manifest: RunManifest) -> Iterator[bytes]:
             yield b","
         first = False
         dumped = {node: record.model_dump(mode="json", exclude_none=True) for node, record in piece.items()}
-        yield json.dumps(dumped, separators=(",", ":"), ensure_ascii=False).encode("utf-8")[1:-1]  # sans braces
+        yield compact_json(dumped).encode("utf-8")[1:-1]  # sans braces
     yield b"}}"
 
 
