@@ -104,7 +104,7 @@ def main() -> None:
             print(f"| {label} | {med['cold wall']:.3f} / {med['cold cpu']:.3f} | {med['cached wall']:.3f} / "
                   f"{med['cached cpu']:.3f} | {total:.0f} |")
         for label, top in tops.items():
-            print(f"\n`python -X importtime`, {label}: the heaviest top-level imports, cumulative ms\n")
+            print(f"\n`python -X importtime`, {label}: the heaviest imports of the top two levels, cumulative ms\n")
             print("| module | ms |\n|---|---|")
             print("\n".join(f"| `{name}` | {cumulative / 1000:.1f} |" for cumulative, name in top))
     finally:

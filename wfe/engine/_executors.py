@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("inline", "threads", "processes", "dask")
 MAX_POOL_RESTARTS = 8  # a pool broken by a dying worker is replaced, but not forever
+SHUTDOWN_GRACE = 5.0  # seconds a pool shut down without waiting is given to let its manager thread end
 
 
 class InlineExecutor(Executor):
@@ -160,7 +161,16 @@ class RestartingProcessPool(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
-            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+            pool = self._pool
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if not wait:
+            # Let the pool's manager thread end now (it does once no task runs, which after Ctrl-C the
+            # runner has waited for): left running into interpreter exit, CPython 3.11's exit hook can
+            # write to the wake-up pipe the thread has just closed, a traceback on a clean exit.
+            # A second Ctrl-C still interrupts the wait.
+            manager = getattr(pool, "_executor_manager_thread", None)
+            if isinstance(manager, threading.Thread):
+                manager.join(SHUTDOWN_GRACE)
 
 
 class _DaskFuture(Future[Any]):
