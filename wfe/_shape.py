@@ -183,16 +183,17 @@ def compact_json(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
-def _dump(value: Any, json_mode: bool, exclude_none: bool) -> Any:
+def dump_value(value: Any, json_mode: bool, exclude_none: bool) -> Any:
+    """A field's value as :meth:`Record.model_dump` gives it: records as dicts, containers copied."""
     if type(value) in _PLAIN:
         return value
     if isinstance(value, Record):
         return value._dump(json_mode, exclude_none, None)
     if isinstance(value, (list, tuple)):
-        items = [item if type(item) in _PLAIN else _dump(item, json_mode, exclude_none) for item in value]
+        items = [item if type(item) in _PLAIN else dump_value(item, json_mode, exclude_none) for item in value]
         return items if json_mode or isinstance(value, list) else tuple(items)
     if isinstance(value, dict):
-        return {key: item if type(item) in _PLAIN else _dump(item, json_mode, exclude_none)
+        return {key: item if type(item) in _PLAIN else dump_value(item, json_mode, exclude_none)
                 for key, item in value.items()}
     return value
 
@@ -315,11 +316,11 @@ class Record:
         out = {name: value for name, value in pairs if value is not None} if exclude_none else dict(pairs)
         for name, value in out.items():  # values replaced in place: the keys stay as they are
             if type(value) not in _PLAIN:
-                out[name] = _dump(value, json_mode, exclude_none)
+                out[name] = dump_value(value, json_mode, exclude_none)
         if self.EXTRA == "allow":
             for key, value in (self.model_extra or {}).items():
                 if not (exclude_none and value is None) and (exclude is None or key not in exclude):
-                    out[key] = _dump(value, json_mode, exclude_none)
+                    out[key] = dump_value(value, json_mode, exclude_none)
         return out
 
     def model_dump(self, *, mode: Literal["json", "python"] = "python", exclude_none: bool = False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from .._errors import RecordError, WorkflowError
@@ -61,7 +62,7 @@ class Artifact(Record):
         Field("kind", optional(one_of("inline", "ephemeral")), None),  # None: a blob in the store
         Field("value", anything, None),  # an inline output's JSON value, kept in the action record
     )
-    __slots__ = slots(FIELDS)
+    __slots__ = slots(FIELDS, "_plain")  # _plain: its JSON dump without nulls, made once (it never changes)
     FROZEN = True
 
     digest: str
@@ -79,6 +80,16 @@ class Artifact(Record):
     def stored(self) -> bool:
         """True if the bytes are a blob in the store (not inline, not ephemeral)."""
         return self.kind is None
+
+    def _dump(self, json_mode: bool, exclude_none: bool, exclude: Iterable[str] | None) -> dict[str, Any]:
+        if not exclude_none or exclude is not None or self.value is not None:
+            return super()._dump(json_mode, exclude_none, exclude)
+        try:  # a run dumps each artifact once per record naming it, and every record at each checkpoint
+            plain: dict[str, Any] = object.__getattribute__(self, "_plain")
+        except AttributeError:
+            plain = super()._dump(json_mode, exclude_none, exclude)  # no containers in it: a copy is a dump
+            object.__setattr__(self, "_plain", plain)
+        return dict(plain)
 
     @classmethod
     def made(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from .._shape import (
     Field,
     Record,
     boolean,
+    dump_value,
     integer,
     list_of,
     mapping,
@@ -100,6 +102,19 @@ class NodeRecord(Record):
     subruns: list[str] | None
     recomputed: bool | None
     cache: str | None
+
+    def _dump(self, json_mode: bool, exclude_none: bool, exclude: Iterable[str] | None) -> dict[str, Any]:
+        if not exclude_none or exclude is not None:
+            return super()._dump(json_mode, exclude_none, exclude)
+        # The run record's own form, for every node at each checkpoint: its lists are of artifacts and strings.
+        out = {name: value for name, value in zip(self._FIELD_NAMES, self._VALUES(self), strict=True)
+               if value is not None}
+        for name in ("inputs", "outputs"):
+            out[name] = [a._dump(json_mode, True, None) for a in out[name]]
+        for name in ("elements", "subruns"):
+            if name in out:
+                out[name] = dump_value(out[name], json_mode, True)
+        return out
 
     @classmethod
     def pending(cls, function: str | None, version: str | None, config: str | None) -> NodeRecord:
