@@ -84,6 +84,41 @@ def test_a_field_of_the_wrong_kind_is_named_in_the_error(record: Any, data: st.D
     # else: the wrong value is one the field takes (None for an optional field, a list for a list)
 
 
+def _nested(depth: int, kind: str) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+@settings(max_examples=60, deadline=None)
+@given(depth=st.integers(1, 1500), kind=st.sampled_from(["list", "dict"]),
+       where=st.sampled_from(["inline value", "element", "extra", "config"]))
+def test_a_deeply_nested_record_is_refused_or_dumps_back(depth: int, kind: str, where: str) -> None:
+    """JSON parses deeper than a record can be dumped back: a hostile record is refused when read, in one line."""
+    value = _nested(depth, kind)
+    artifact = {"digest": "sha256:" + "4" * 64, "mime": "application/json", "size": 1}
+    run = {"run_id": "r", "workflow": "w", "workflow_digest": "d", "started": 0}
+    documents: dict[str, tuple[type[Any], dict[str, Any]]] = {
+        "inline value": (ActionResult, {"outputs": [{**artifact, "kind": "inline", "value": value}], "function": "f",
+                                        "version": "1", "config": "c", "inputs": [], "created": 0}),
+        "element": (RunManifest, {**run, "nodes": {"n": {"elements": [{"deep": value}]}}}),
+        "extra": (RunManifest, {**run, "deep": value}),
+        "config": (wfe.Node, {"id": "n", "function": "f", "config": {"deep": value}}),
+    }
+    kind_of, document = documents[where]
+    try:
+        data = json.dumps(document)
+    except RecursionError:
+        return  # deeper than this process can even write it
+    try:
+        made = kind_of.model_validate_json(data)
+    except wfe.RecordError as exc:
+        assert depth >= 199 and "nested deeper than" in str(exc) and "\n" not in str(exc)
+        return
+    assert kind_of.model_validate_json(made.model_dump_json()) == made  # it dumps back, and reads back the same
+
+
 def test_unknown_keys_are_refused_ignored_or_kept_as_each_record_says() -> None:
     artifact = {"digest": "sha256:" + "1" * 64, "mime": "text/plain", "size": 1}
     with pytest.raises(wfe.RecordError, match=r"^owner: unknown key$"):

@@ -103,7 +103,25 @@ def boolean(value: Any, where: Where) -> bool:
     return value
 
 
+MAX_DEPTH = 200  # how deeply a JSON value in a record may nest: far below what dumping it back would need
+
+
+def _within(value: Any, limit: int) -> bool:
+    """Whether the lists and objects in ``value`` nest at most ``limit`` deep (counted without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+    return True
+
+
 def anything(value: Any, where: Where) -> Any:
+    """Any JSON value, nested at most :data:`MAX_DEPTH` deep (a record from a store may be hostile)."""
+    if isinstance(value, (dict, list, tuple)) and not _within(value, MAX_DEPTH):
+        raise fail(where, f"nested deeper than {MAX_DEPTH} levels")
     return value
 
 
@@ -159,6 +177,7 @@ def mapping(inner: Check = anything) -> Check:
             if not isinstance(key, str):
                 raise fail(where, f"expected string keys, not {_kind(key)}")
         if inner is anything:
+            anything(value, where)
             return value
         return {key: inner(item, (*where, key)) for key, item in value.items()}
 
@@ -247,10 +266,12 @@ class Record:
             put(self, field.name, value)
         extra = None
         if given < len(data):  # keys it does not declare
-            names = self._names()
+            names = self._NAMES
             extra = {key: value for key, value in data.items() if key not in names}
             if self.EXTRA == "forbid":
                 raise fail((*where, str(next(iter(extra)))), "unknown key")
+            if self.EXTRA == "allow":
+                extra = {key: anything(value, (*where, key)) for key, value in extra.items()}
         if self.EXTRA == "allow":
             put(self, "_extra", extra)
         try:
@@ -271,18 +292,9 @@ class Record:
             cls.__setattr__ = object.__setattr__  # type: ignore[assignment]  # nothing to refuse or keep aside
 
     @classmethod
-    def _names(cls) -> frozenset[str]:
-        return cls._NAMES
-
-    @classmethod
     def construct(cls: type[R], **values: Any) -> R:
         """A record of values wfe made or checked itself, not checked again (every field given)."""
-        made = object.__new__(cls)
-        for field in cls.FIELDS:
-            object.__setattr__(made, field.name, values[field.name])
-        if cls.EXTRA == "allow":
-            object.__setattr__(made, "_extra", None)
-        return made
+        return _rebuild(cls, tuple(values[name] for name in cls._FIELD_NAMES), None)
 
     def _after(self) -> None:
         """Checks across fields, once every field is in: raise ValueError with the reason."""
@@ -340,7 +352,7 @@ class Record:
         """A shallow copy with ``update``'s fields replaced (not checked, as they were given by code)."""
         copy = _rebuild(type(self), self._values(), dict(self.model_extra or {}) or None)
         for name, value in (update or {}).items():
-            if name not in self._names():
+            if name not in self._NAMES:
                 raise AttributeError(f"{type(self).__name__} has no field {name!r}")
             object.__setattr__(copy, name, value)
         return copy
@@ -356,7 +368,7 @@ class Record:
     def __setattr__(self, name: str, value: Any) -> None:
         if self.FROZEN:
             raise AttributeError(f"{type(self).__name__} is frozen: {name} cannot be set")
-        if self.EXTRA == "allow" and name not in self._names() and not name.startswith("_"):
+        if self.EXTRA == "allow" and name not in self._NAMES and not name.startswith("_"):
             extra = self.model_extra
             if extra is None:
                 extra = {}
