@@ -97,7 +97,9 @@ def _headline(exc: BaseException) -> str:
     from hypothesis.errors import Flaky
 
     label = "flaky: " if isinstance(exc, Flaky) else ""
-    message = str(getattr(exc, "message", ""))
+    # Its first line: hypothesis goes on with its own replay notes ("last: INTERESTING from ...") on lines of their
+    # own, which the members below tell better, and which would break the report's one-entry-per-line layout.
+    message = next((line for line in str(getattr(exc, "message", "")).splitlines() if line.strip()), "")
     # "Hypothesis race(key=..., results=[...]) produces unreliable results: ...": the example follows in full
     message = _CALLED.sub(r"\1(...) \2", message)
     return _clip(f"{label}{_type_name(exc)}: {message}")

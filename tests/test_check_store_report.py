@@ -330,6 +330,20 @@ def test_a_flaky_failure_says_so_and_what_failed_first(forms: dict[str, Any]) ->
     assert not any("Failed to reproduce" in line for line in failure), failure
 
 
+@given(message=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=4).map("\n".join),
+       members=st.lists(st.text(max_size=30), min_size=1, max_size=3))
+def test_every_line_of_a_told_failure_is_one_line(message: str, members: list[str]) -> None:
+    """A group's or flaky failure's message can run over lines (hypothesis adds replay notes): one line each."""
+    from hypothesis.errors import FlakyFailure
+
+    for group in (FlakyFailure(message, [OSError(m) for m in members]),
+                  ExceptionGroup(message, [ValueError(m) for m in members])):
+        told = describe_failure(group)
+        assert all("\n" not in line and "\r" not in line for line in told), told
+        first = next((line for line in message.splitlines() if line.strip()), "")
+        assert told[0].endswith(f"{type(group).__name__}: {first}"), told  # the message's first line, whole
+
+
 def test_a_setup_error_and_a_library_exception_are_told_where_they_happened(forms: dict[str, Any]) -> None:
     setup = forms["test_setup_error"].failure
     assert setup[:2] == ["error in setup:", "OSError: the fixture could not start"], setup
