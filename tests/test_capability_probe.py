@@ -59,6 +59,7 @@ class ProbeFS(faulty_fs.Faultless):
                 busy = self._inside > 1
             if busy:
                 threading.Event().wait()  # a deadlock: two threads on the client's one connection
+            time.sleep(0.01)  # a request takes a while, as over a network: the probe's threads meet inside
         if self.threads == "crossed":
             self._wire = path
             time.sleep(0.002)

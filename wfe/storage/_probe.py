@@ -33,6 +33,7 @@ after the first open.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -254,8 +255,11 @@ def _thread_safe(fs: Any, folder: str) -> Finding:
             separate.find(folder)
 
     errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)  # released together: on a busy machine one could finish before the next began
 
     def guarded(index: int) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):  # a thread slow to start: go on, together or not
+            start.wait(THREAD_DEADLINE)
         try:
             work(index)
         except BaseException as exc:
