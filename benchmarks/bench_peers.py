@@ -1,6 +1,6 @@
-"""wfe side by side with Apache Hamilton, redun, Prefect and joblib.Memory on the same workloads.
+"""wfe side by side with Apache Hamilton, redun, Prefect, joblib.Memory and a floor on the same workloads.
 
-    python benchmarks/bench_peers.py [--repeat 3] [--peers hamilton,redun,prefect,joblib] [--quick] [--nodes N]
+    python benchmarks/bench_peers.py [--repeat 3] [--peers hamilton,redun,prefect,floor,joblib] [--quick] [--nodes N]
                                      [--workloads one,chain,fanout,map,big] [--wfe-python PYTHON] [--tmp DIR]
 
 Workloads, the same pure functions in every tool: a chain of N nodes each
@@ -11,7 +11,8 @@ node in wfe, a cached function called per element with joblib.Memory,
 ``Parallelizable``/``Collect`` in Hamilton; redun and Prefect skip it), and
 one node returning 256 MiB of 0x01 bytes. Every measurement is a whole
 process, cold (fresh cache) and cached (a second process on the same cache),
-median of ``--repeat``, the tools interleaved; per-node figures are net of a
+median of ``--repeat``, the tools interleaved (each round begins with the next
+tool, and the disk is flushed before every sample); per-node figures are net of a
 1-node run of the same tool, whose time is the start-up column. Peak RSS is
 the child's own (``wait4``), the largest single process of its tree. Each
 tool runs from its own venv (benchmarks/.peer-venvs): the peers built on
@@ -20,7 +21,9 @@ a note), wfe from this checkout (``pip install``, not editable, as a user
 installs it; ``--wfe-python`` names another interpreter instead), driven
 from Python as a user's script drives it (``peers/wfe_driver.py``:
 ``wfe.run``, then the final output read). A run whose answer is wrong, or
-whose cached run executed anything, is reported as failed. Prints a markdown
+whose cached run executed anything, is reported as failed. The floor
+(``peers/floor_peer.py``) is no tool but the least work a persistent,
+content-addressed memo does, in plain Python: a lower bound for wfe. Prints a markdown
 table and writes it to benchmarks/results/peers.md, with every sample in
 peers.json beside it.
 """
@@ -305,12 +308,16 @@ def run_all(
     kept: list[Path] = []
     try:
         for round_ in range(1, repeat + 1):
+            # Each round starts with the next tool, so that no tool always follows the same one (whose
+            # files the disk may still be writing back); every sample starts with the disk flushed.
+            turn = (round_ - 1) % len(tools)
             for workload in workloads:
                 shape, size = shapes[workload]
-                for tool in (t for t in tools if workload in t.workloads):
+                for tool in (t for t in tools[turn:] + tools[:turn] if workload in t.workloads):
                     scratch = Path(tempfile.mkdtemp(prefix="wfe-peers-", dir=TMP))
                     kept.append(scratch)
                     for cached in (False, True):
+                        os.sync()
                         got = sample(tool, shape, size, scratch / "cache", cached)
                         results[tool.label][workload][cached].append(got)
                         state = "cached" if cached else "cold"
@@ -478,7 +485,8 @@ def main() -> None:
         "",
         *notes,
         "",
-        "Ratios, peer / wfe (above 1: wfe is faster or smaller):",
+        "Ratios, peer / wfe (above 1: wfe is faster or smaller; for the floor, the share of wfe's time that "
+        "the least work takes: 1.0 is wfe at the floor):",
         "",
     ]
     text += [ratios(rows[0][1], label, found) for label, found in rows[1:]]

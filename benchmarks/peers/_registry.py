@@ -9,6 +9,7 @@ so the next run tries again.
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ INSTALL_TIMEOUT = 1800  # seconds; Prefect brings ~100 packages
 class Peer:
     key: str  # the name --peers takes
     label: str  # the tool as the table names it; the installed version is added
-    requirement: str  # pinned, as pip takes it
+    requirement: str  # pinned, as pip takes it; empty: the standard library only
     distribution: str  # whose installed version the table shows
     script: str  # in this folder; see _common for its arguments
     note: str  # how it is set up, for the table's footnotes
@@ -61,6 +62,17 @@ PEERS: tuple[Peer, ...] = (
         "sqlite and results under a fresh PREFECT_HOME",
     ),
     Peer(
+        "floor",
+        "floor (plain Python)",
+        "",
+        "",
+        "floor_peer.py",
+        "not a tool but a lower bound: per call, the call hashed into a key and the result pickled to a "
+        "file renamed into place; a large output's sha256 beside its write, as a content address needs; "
+        "cached, the files read back unchecked (peers/floor_peer.py)",
+        mapped=True,
+    ),
+    Peer(
         "joblib",
         "joblib.Memory",
         "joblib==1.6.0",
@@ -84,6 +96,8 @@ def ensure_venv(peer: Peer, root: Path, log: TextIO = sys.stderr) -> tuple[Path 
     anew with ``python -m venv`` and pip. Never raises for an install failure:
     the caller skips the peer and prints the reason.
     """
+    if not peer.requirement:  # plain Python: the benchmark's own interpreter
+        return Path(sys.executable), platform.python_version()
     venv = root / peer.key
     python = venv_python(venv)
     marker = venv / MARKER

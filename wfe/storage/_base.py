@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, BinaryIO, NamedTuple, TypeVar, cast
 
 from .._errors import NoHardLink, StoreError
+from ._fill import Hasher
 from ._translate import too_large, translate
 
 CHUNK_SIZE = 4 * 1024 * 1024
@@ -145,6 +146,12 @@ class StorageIO:
             data: bytes = self.fs.cat_file(path) if limit is None else self.fs.cat_file(path, 0, limit + 1)
         if limit is not None and len(data) > limit:
             raise too_large(path, limit)
+        return data
+
+    def read_hashed(self, rel: str, hasher: Hasher) -> bytes:
+        """The whole content of ``rel``, also fed to ``hasher`` (where it can be, while it is read)."""
+        data = self.read_bytes(rel)
+        hasher.update(data)
         return data
 
     def open_read(self, rel: str) -> BinaryIO:

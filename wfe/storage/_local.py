@@ -26,6 +26,7 @@ from typing import IO, Any, BinaryIO
 
 from .._errors import NoHardLink
 from ._base import Listed, Page, Staging, StorageIO
+from ._fill import Hasher, read_hashing
 from ._translate import damaged, raise_os_error, too_large, translate
 
 
@@ -135,6 +136,12 @@ class LocalIO(StorageIO):
             self._check_folders(directory)
 
     def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
+        return self._read(rel, limit, None)
+
+    def read_hashed(self, rel: str, hasher: Hasher) -> bytes:
+        return self._read(rel, None, hasher)
+
+    def _read(self, rel: str, limit: int | None, hasher: Hasher | None) -> bytes:
         path = f"{self.root}/{rel}"
         try:
             directory = path.rpartition("/")[0]
@@ -151,12 +158,19 @@ class LocalIO(StorageIO):
                 if size < _SMALL:
                     data = os.read(fd, size + 1)  # a short read of a regular file means its end
                     if len(data) <= size:
+                        if hasher is not None:
+                            hasher.update(data)
                         return data
+                elif hasher is not None:
+                    return read_hashing(fd, size, hasher)
                 else:
                     data = b""
                 with io.FileIO(fd, "rb", closefd=False) as handle:
                     if limit is None:
-                        return data + handle.readall()
+                        data += handle.readall()
+                        if hasher is not None:
+                            hasher.update(data)
+                        return data
                     data += handle.read(limit + 1 - len(data))  # it may have grown since fstat
                     if len(data) > limit:
                         raise too_large(path, limit)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, BinaryIO, Union, cast
 
 from .._errors import BlobNotFoundError, IntegrityError
 from ..storage._base import CHUNK_SIZE, StorageIO
+from ..storage._fill import hash_pool
 from ._digest import PREFIX, digest_of, digest_of_stream, new_hasher
 from ._paths import BLOB_PREFIX, blob_path, digest_from_path
 
@@ -23,21 +23,6 @@ SMALL_BLOB = 64 * 1024  # bytes
 
 
 RECENT_BLOBS = 1024  # digests of small blobs a store remembers putting (then forgets them all and starts again)
-
-
-_HASH_POOL: ThreadPoolExecutor | None = None
-
-
-_HASH_POOL_LOCK = threading.Lock()
-
-
-def _hash_pool() -> ThreadPoolExecutor:
-    """One small pool per process for hashing large streams beside their I/O."""
-    global _HASH_POOL
-    with _HASH_POOL_LOCK:
-        if _HASH_POOL is None:
-            _HASH_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wfe-hash")
-        return _HASH_POOL
 
 
 class BlobStore:
@@ -140,7 +125,7 @@ class BlobStore:
         once halves the time. If the blob exists already the temp file is
         dropped: still no slower than hashing alone.
         """
-        hashing = _hash_pool().submit(digest_of, data)
+        hashing = hash_pool().submit(digest_of, data)
         staging = self._io.stage()
         try:
             view = memoryview(data)
@@ -179,7 +164,7 @@ class BlobStore:
                 if size == 0 and count < CHUNK_SIZE:
                     hasher.update(chunk)  # a small blob: no thread
                 else:
-                    hashing = _hash_pool().submit(hasher.update, chunk)
+                    hashing = hash_pool().submit(hasher.update, chunk)
                 staging.write(chunk)
                 size += count
                 turn = 1 - turn
@@ -193,12 +178,11 @@ class BlobStore:
     def get(self, digest: str) -> bytes:
         """The verified bytes of a blob."""
         rel = blob_path(digest)
+        hasher = new_hasher()
         try:
-            data = self._io.read_bytes(rel)
+            data = self._io.read_hashed(rel, hasher)
         except FileNotFoundError:
             raise BlobNotFoundError(f"no blob {digest}") from None
-        hasher = new_hasher()
-        hasher.update(data)
         if PREFIX + hasher.hexdigest() != digest:
             raise IntegrityError(digest, f"stored bytes hash to {PREFIX}{hasher.hexdigest()}")
         return data
@@ -323,7 +307,7 @@ class VerifiedReader(io.RawIOBase):
         data = self._raw.read(size) or b""
         self._hashed()
         if len(data) >= 1 << 20:  # bytes are immutable: hash them in the helper thread while the caller works
-            self._hashing = _hash_pool().submit(self._hasher.update, data)
+            self._hashing = hash_pool().submit(self._hasher.update, data)
         elif data:
             self._hasher.update(data)
         elif not self._done and size:
