@@ -62,3 +62,34 @@ def test_a_flood_is_capped() -> None:
             print("x" * 4096)
     text = captured.text()
     assert text.endswith("[output truncated]\n") and len(text) < 5 * 1024 * 1024
+
+
+def test_wfe_records_keep_the_level_they_had_while_node_records_are_let_through() -> None:
+    own = logging.getLogger("wfe")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(f"{record.levelname} {record.getMessage()}")
+
+    handler = Keep()
+    own.addHandler(handler)
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        with capture_output() as captured:  # lowers the root to INFO for the node's own records
+            logging.getLogger("user.code").info("node record")
+            logging.getLogger("wfe.engine._runner").info("node n ran")  # below what was shown before: never made
+            logging.getLogger("wfe.engine._runner").warning("engine warning")
+        assert own.level == logging.NOTSET  # as found
+        own.setLevel(logging.INFO)  # a user who asked for wfe's info records gets them, capture or not
+        with capture_output():
+            logging.getLogger("wfe.engine._runner").info("asked for")
+        assert own.level == logging.INFO
+    finally:
+        own.removeHandler(handler)
+        own.setLevel(logging.NOTSET)
+        root.setLevel(saved)
+    assert "node record" in captured.text()
+    assert seen == ["WARNING engine warning", "INFO asked for"]

@@ -120,6 +120,7 @@ class _Hooks:
         self.handler: _CaptureHandler | None = None
         self.saved_root_level = logging.NOTSET
         self.relevelled: list[logging.Handler] = []
+        self.pinned: logging.Logger | None = None  # wfe's own logger, held at the root's level while lowered
 
     def acquire(self, level: int) -> None:
         with _install_lock:
@@ -141,6 +142,12 @@ class _Hooks:
                         other.setLevel(root.level)
                         self.relevelled.append(other)
                 root.setLevel(level)
+                # wfe's own records stay at the level they had: below it, nothing would show them, and
+                # making each one (a record per node) only to drop it costs a run with many nodes.
+                own = logging.getLogger("wfe")
+                if own.level == logging.NOTSET:
+                    own.setLevel(self.handler.fallback_level)
+                    self.pinned = own
             root.addHandler(self.handler)
 
     def release(self) -> None:
@@ -156,6 +163,9 @@ class _Hooks:
             for other in self.relevelled:
                 other.setLevel(logging.NOTSET)
             self.relevelled = []
+            if self.pinned is not None:
+                self.pinned.setLevel(logging.NOTSET)
+                self.pinned = None
 
 
 _hooks = _Hooks()
