@@ -37,8 +37,12 @@ class IntegrityError(WfeError):
 
     def __init__(self, digest: str, detail: str = "") -> None:
         self.digest = digest
+        self.detail = detail
         message = f"integrity check failed for {digest}"
         super().__init__(f"{message}: {detail}" if detail else message)
+
+    def __reduce__(self) -> tuple[type[IntegrityError], tuple[str, str]]:  # sent between processes whole
+        return type(self), (self.digest, self.detail)
 
 
 class InvalidDigestError(WfeError, ValueError):
@@ -127,5 +131,9 @@ class NodeError(WfeError):
 
     def __init__(self, node_id: str, message: str, traceback: str = "") -> None:
         self.node_id = node_id
+        self.message = message
         self.traceback = traceback
         super().__init__(f"node {node_id!r} failed: {message}")
+
+    def __reduce__(self) -> tuple[type[NodeError], tuple[str, str, str]]:  # sent between processes whole
+        return type(self), (self.node_id, self.message, self.traceback)
