@@ -383,6 +383,7 @@ class _Run:
             if p.cache != "use":
                 record.cache = p.cache
         self.store.runs.put(self.manifest)
+        self.last_checkpoint = time.monotonic()  # the next record is due an interval from now, not at once
 
     def _execute_nodes(self) -> RunResult:
         log.info("run %s: %s, %d nodes, executor %s, store %s", self.manifest.run_id, self.name,
