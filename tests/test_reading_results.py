@@ -150,6 +150,13 @@ def test_failed_and_skipped_nodes_say_so_in_one_line(result: wfe.RunResult) -> N
         result["boom"]
     assert "node 'boom'" in one_line(caught.value) and "failed" in str(caught.value)
     assert "no luck" in str(caught.value)
+    # a NodeError, which a caller can catch as such, with what the function raised and where
+    error = caught.value
+    assert isinstance(error, wfe.NodeError) and error.node_id == "boom"
+    assert error.message.startswith("RuntimeError: no luck")
+    assert 'raise RuntimeError("no luck")' in error.traceback
+    with pytest.raises(wfe.NodeError, match="no luck"):
+        wfe.load(f"{result.run_id}:boom", store=result.store)
     with pytest.raises(wfe.NotFoundError) as caught:
         result.value("after")
     assert "node 'after'" in one_line(caught.value) and "was skipped" in str(caught.value)

@@ -8,7 +8,8 @@
     ├── InvalidNameError          (ValueError) a name that cannot be stored
     ├── AddressError              (ValueError) text that is neither RUN:NODE[:PORT] nor a digest (prefix)
     ├── NotFoundError             (LookupError) a record is missing
-    │   └── BlobNotFoundError     (FileNotFoundError) no blob under a digest
+    │   ├── BlobNotFoundError     (FileNotFoundError) no blob under a digest
+    │   └── NodeError             a node's function raised, so the output asked for does not exist
     ├── WorkflowError             (ValueError) the workflow file or graph is invalid, before anything runs
     ├── RecordError               (ValueError) a record or a part of a graph has a field of the wrong shape
     ├── FunctionError             a function cannot be resolved
@@ -18,8 +19,7 @@
     ├── StoreError                (OSError) the backend failed
     │   ├── Damaged               an entry the store never wrote there (a link, FIFO, device, oversized record)
     │   └── NoHardLink            this filesystem takes no more hard links
-    ├── ExecutorError             an executor cannot be built or cannot reach the store
-    └── NodeError                 a node's function raised while running
+    └── ExecutorError             an executor cannot be built or cannot reach the store
 
 Errors of backend libraries (fsspec, botocore, storage3) are translated into
 these at one boundary, :mod:`wfe.storage` (``translate``).
@@ -126,8 +126,13 @@ class ExecutorError(WfeError):
     """An executor cannot be built (unknown name, missing extra, unreachable scheduler) or cannot reach the store."""
 
 
-class NodeError(WfeError):
-    """A node's function raised; ``traceback`` holds the formatted traceback."""
+class NodeError(NotFoundError):
+    """A node's function raised, so it has no outputs: raised by reading one (``result["node"]``, ``wfe.load``).
+
+    ``node_id`` names the node, ``message`` is its recorded error and
+    ``traceback`` the function's formatted traceback ("" if none was kept).
+    A run does not raise it: a failed node fails the run, whose status says so.
+    """
 
     def __init__(self, node_id: str, message: str, traceback: str = "") -> None:
         self.node_id = node_id

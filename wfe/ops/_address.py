@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import AddressError, BlobNotFoundError, IntegrityError, InvalidDigestError, NotFoundError, WfeError
+from .._errors import (
+    AddressError,
+    BlobNotFoundError,
+    IntegrityError,
+    InvalidDigestError,
+    NodeError,
+    NotFoundError,
+    WfeError,
+)
 from ..graph._codecs import decode, encode_json
 from ..graph._model import Artifact
 from ..store._digest import PREFIX, digest_of, digest_of_stream, validate_digest
@@ -215,7 +223,10 @@ def pick_output(manifest: RunManifest, node_id: str, port: str | None = None) ->
     record = node_record(manifest, node_id)
     where = f"node {node_id!r} of run {manifest.run_id}"
     if record.status == "failed":
-        raise NotFoundError(f"{where} failed, so it has no outputs: {record.error or 'no error recorded'}")
+        raise NodeError(
+            node_id, f"{record.error or 'no error recorded'} (run {manifest.run_id}: it has no outputs)",
+            record.traceback or "",
+        )
     if record.status == "skipped":
         raise NotFoundError(f"{where} was skipped ({record.error or 'an upstream node failed'}): it has no outputs")
     if record.status in ("pending", "running"):
