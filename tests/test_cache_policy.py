@@ -255,3 +255,18 @@ def test_a_run_record_written_before_the_policy_existed_reads_as_use(tmp_path: P
     del record["nodes"]["double"]["cache"]
     path.write_text(json.dumps(record))
     assert store.runs.get(result.run_id).nodes["double"].cache is None
+
+
+@pytest.mark.parametrize("policy", ["recompute", "skip"])
+def test_explain_says_a_node_ran_because_of_its_policy(tmp_path: Path, policy: str) -> None:
+    from wfe.ops._explain import explain
+
+    store = local_store(tmp_path)
+    wfe.run(chain(tmp_path, double=policy), store)
+    second = wfe.run(chain(tmp_path, double=policy), store)
+    told = explain(store, second.run_id, "double")
+    assert told.status == "ran"
+    assert told.reasons == [f"its cache policy is {policy!r}: it runs on every run and "
+                            + ("replaces its action cache entry" if policy == "recompute" else
+                               "writes no action cache entry")]
+    assert explain(store, second.run_id, "total").status == "cached"  # the others are told as before

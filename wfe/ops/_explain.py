@@ -16,6 +16,11 @@ from ..store._manifest import NodeRecord, RunManifest
 from ..store._store import Store
 from ._history import iter_runs, load_run, producers
 
+POLICY_REASONS = {
+    "recompute": "its cache policy is 'recompute': it runs on every run and replaces its action cache entry",
+    "skip": "its cache policy is 'skip': it runs on every run and writes no action cache entry",
+}
+
 
 @dataclass
 class Explanation:
@@ -50,6 +55,11 @@ def explain(store: Store, run: str, node_id: str) -> Explanation:
         return found
     if record.status in ("skipped", "pending", "running"):
         found.reasons.append(f"it did not run: {record.error or record.status}")
+        return found
+    if record.cache in POLICY_REASONS:  # a ran node whose policy made it run, whatever its key
+        found.reasons.append(POLICY_REASONS[record.cache])
+        if record.status == "failed" and record.error:
+            found.reasons.append(f"it failed: {record.error}")
         return found
     previous = _previous(store, manifest, node_id)
     if previous is None:
