@@ -185,6 +185,9 @@ BUILDER_ERRORS: dict[str, Callable[[wfe.Workflow], Any]] = {
                                                                wf._store),
     "a sub-workflow that is not a workflow": lambda wf: wf.workflow(42),  # type: ignore[arg-type]
     "an output of no node": lambda wf: wf.output("out", "numbers"),  # type: ignore[arg-type]
+    "a config key given twice": lambda wf: wf.node(numbers, config={"count": 1}, count=2),
+    "a config that is no mapping": lambda wf: wf.node(numbers, config=[("count", 1)]),  # type: ignore[arg-type]
+    "a config key that is no string": lambda wf: wf.map(wrap, wf.node(numbers), config={1: 2}),
 }
 
 
@@ -298,3 +301,20 @@ def test_a_built_loop_iterates_and_its_workflow_file_reruns_all_cached(tmp_path:
     again = wfe.run(tmp_path / "sqrt.yaml", store)
     assert again.manifest.workflow_digest == built.manifest.workflow_digest
     assert {r.status for r in again.manifest.nodes.values()} == {"cached"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    config=st.dictionaries(
+        st.sampled_from(["id", "cache", "config", "count", "fn", "inputs", "x"]),
+        st.one_of(st.integers(-5, 5), st.text(max_size=5), st.booleans(), st.none()),
+        max_size=4,
+    )
+)
+def test_any_config_key_even_a_reserved_word_reaches_the_node_through_config(config: dict[str, Any]) -> None:
+    wf = wfe.Workflow("reserved")
+    first = wf.node(numbers, id="first", config=config)
+    second = wf.map(wrap, first, id="second", config=config)
+    nodes = {node["id"]: node for node in wf.document()["nodes"]}
+    assert nodes[first.id].get("config", {}) == config == nodes[second.id].get("config", {})
+    assert nodes[first.id].get("cache", "use") == "use"  # a config key named cache is no policy

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,23 +101,26 @@ class Workflow:
         self._outputs.append(entry)
 
     def node(self, fn: Callable[..., Any], *inputs: Handle, id: str | None = None, cache: str = "use",
-             **config: Any) -> Handle:
+             config: Mapping[str, Any] | None = None, **keywords: Any) -> Handle:
         """A function node: ``inputs`` feed its inputs in order, keyword handles its named input ports,
         every other keyword is config.
 
         ``cache`` is the node's cache policy (``"use"``, ``"recompute"`` or ``"skip"``), the
-        file's ``cache:`` key; so no config key named ``cache`` can be given here.
+        file's ``cache:`` key. Config keys named ``id``, ``cache`` or ``config`` go in the
+        ``config`` mapping, which the other config keywords are added to.
         """
         entry = self._entry(fn)
         ports = {i.name for i in entry.inputs if i.name is not None}
-        return self._function_node(entry, inputs, id, config, ports, mapped=False, cache=cache)
+        merged = _merged(id or entry.name, config, keywords)
+        return self._function_node(entry, inputs, id, merged, ports, mapped=False, cache=cache)
 
     def map(self, fn: Callable[..., Any], items: Handle, *inputs: Handle, id: str | None = None,
-            cache: str = "use", **config: Any) -> Handle:
-        """A mapped function node: ``fn`` runs once per element of ``items``; ``cache`` as for :meth:`node`."""
+            cache: str = "use", config: Mapping[str, Any] | None = None, **keywords: Any) -> Handle:
+        """A mapped function node: ``fn`` runs once per element of ``items``; the rest as for :meth:`node`."""
         entry = self._entry(fn)
         ports = {i.name for i in entry.inputs if i.name is not None}
-        return self._function_node(entry, (items, *inputs), id, config, ports, mapped=True, cache=cache)
+        merged = _merged(id or entry.name, config, keywords)
+        return self._function_node(entry, (items, *inputs), id, merged, ports, mapped=True, cache=cache)
 
     def workflow(self, sub: Workflow | str, *inputs: Handle, id: str | None = None, **config: Any) -> Handle:
         """A sub-workflow node: ``sub`` a Workflow (referred to by digest) or a workflow file's path.
@@ -396,3 +399,18 @@ def check_reachable(entry: Registered, executor: Any) -> None:
         f"function {entry.name!r} {why}, so {kind} workers cannot import it; "
         "move it into a module, or use the threads or processes executor"
     )
+
+
+def _merged(node: str, config: Mapping[str, Any] | None, keywords: dict[str, Any]) -> dict[str, Any]:
+    """The ``config`` mapping with the config keywords added; a key given both ways is an error."""
+    if config is None:
+        return keywords
+    if not isinstance(config, Mapping):
+        raise WorkflowError(f"node {node!r}: config must be a mapping of names to values, not {type(config).__name__}")
+    odd = [key for key in config if not isinstance(key, str)]
+    if odd:
+        raise WorkflowError(f"node {node!r}: config keys are strings, not {odd[0]!r}")
+    twice = sorted(set(config) & set(keywords))
+    if twice:
+        raise WorkflowError(f"node {node!r}: config key {twice[0]!r} is given both in config= and as a keyword")
+    return {**config, **keywords}
