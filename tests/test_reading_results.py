@@ -162,6 +162,15 @@ def test_failed_and_skipped_nodes_say_so_in_one_line(result: wfe.RunResult) -> N
     assert "node 'after'" in one_line(caught.value) and "was skipped" in str(caught.value)
 
 
+def test_explain_says_a_failed_node_failed_even_the_first_time_it_ran(result: wfe.RunResult) -> None:
+    from wfe.ops._explain import explain
+
+    told = explain(result.store, result.run_id, "boom")
+    assert told.status == "failed" and told.previous_run is None
+    assert told.reasons[0].endswith("nothing like it had run before")
+    assert told.reasons[-1] == "it failed: RuntimeError: no luck"
+
+
 def test_outputs_still_lists_every_artifact_of_a_valid_node(result: wfe.RunResult) -> None:
     (numbers,) = result.outputs("numbers")
     assert result.store.blobs.get(numbers.digest) == b"[1,2,3,4,5]"

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 MIB = 1024 * 1024
 _lock = threading.Lock()
@@ -57,6 +59,47 @@ def ones(mib: int) -> bytes:
 
 def items(n: int) -> list[int]:
     return list(range(n))
+
+
+# The same five as plain functions, for a tool that caches calls of plain Python (a decorator) to wrap.
+def start() -> int:
+    executed()
+    return start_value()
+
+
+def step(x: int, i: int) -> int:
+    executed()
+    return add_one(x)
+
+
+def source(n: int) -> list[int]:  # the mapped fan-out's list: not counted, a tool may run it again by design
+    return items(n)
+
+
+def each(x: int) -> int:
+    executed()
+    return add_one(x)
+
+
+def big(mib: int) -> bytes:
+    executed()
+    return ones(mib)
+
+
+def drive(shape: str, n: int, cache: Callable[[Callable[..., Any]], Callable[..., Any]]) -> object:
+    """The workload as plain Python calling the five functions, each wrapped by the tool's ``cache``."""
+    start_, step_, source_, each_, big_ = (cache(f) for f in (start, step, source, each, big))
+    if shape == "big":
+        return big_(n)
+    if shape == "map":  # a cached function called per element
+        return [each_(x) for x in source_(n)]
+    if shape == "chain":
+        result = start_()
+        for i in range(1, n):
+            result = step_(result, i)
+        return result
+    first = start_()
+    return [first] + [step_(first, i) for i in range(1, n)]
 
 
 def check(shape: str, n: int, result: object) -> bool:

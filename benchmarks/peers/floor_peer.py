@@ -62,45 +62,9 @@ def memo(function: Callable[..., Any], *args: Any) -> Any:
     return pickle.loads(stored)
 
 
-def start() -> int:
-    _common.executed()
-    return _common.start_value()
-
-
-def step(x: int, i: int) -> int:
-    _common.executed()
-    return _common.add_one(x)
-
-
-def items(n: int) -> list[int]:
-    return _common.items(n)
-
-
-def each(x: int) -> int:
-    _common.executed()
-    return _common.add_one(x)
-
-
-def big(mib: int) -> bytes:
-    _common.executed()
-    return _common.ones(mib)
-
-
-def _main() -> None:
-    result: object
-    if SHAPE == "big":
-        result = memo(big, N)
-    elif SHAPE == "map":
-        result = [memo(each, x) for x in memo(items, N)]
-    elif SHAPE == "chain":
-        result = memo(start)
-        for i in range(1, N):
-            result = memo(step, result, i)
-    else:
-        first = memo(start)
-        result = [first] + [memo(step, first, i) for i in range(1, N)]
-    _common.report(SHAPE, N, result)
+def cached(function: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda *args: memo(function, *args)
 
 
 if __name__ == "__main__":
-    _main()
+    _common.report(SHAPE, N, _common.drive(SHAPE, N, cached))

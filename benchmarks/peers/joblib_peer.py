@@ -17,50 +17,5 @@ SHAPE, N, CACHE = _common.args()
 memory = Memory(CACHE, verbose=0)
 
 
-@memory.cache
-def start() -> int:
-    _common.executed()
-    return _common.start_value()
-
-
-@memory.cache
-def step(x: int, i: int) -> int:
-    _common.executed()
-    return _common.add_one(x)
-
-
-@memory.cache
-def items(n: int) -> list[int]:
-    return _common.items(n)
-
-
-@memory.cache
-def each(x: int) -> int:
-    _common.executed()
-    return _common.add_one(x)
-
-
-@memory.cache
-def big(mib: int) -> bytes:
-    _common.executed()
-    return _common.ones(mib)
-
-
-def _main() -> None:
-    result: object
-    if SHAPE == "big":
-        result = big(N)
-    elif SHAPE == "map":  # a cached function called per element: joblib's form of a mapped step
-        result = [each(x) for x in items(N)]
-    elif SHAPE == "chain":
-        result = start()
-        for i in range(1, N):
-            result = step(result, i)
-    else:
-        first = start()
-        result = [first] + [step(first, i) for i in range(1, N)]
-    _common.report(SHAPE, N, result)
-
-
-if __name__ == "__main__":
-    _main()
+if __name__ == "__main__":  # each function wrapped by Memory(CACHE).cache; the mapped step called per element
+    _common.report(SHAPE, N, _common.drive(SHAPE, N, memory.cache))

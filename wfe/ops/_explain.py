@@ -56,23 +56,21 @@ def explain(store: Store, run: str, node_id: str) -> Explanation:
     if record.status in ("skipped", "pending", "running"):
         found.reasons.append(f"it did not run: {record.error or record.status}")
         return found
-    if record.cache in POLICY_REASONS:  # a ran node whose policy made it run, whatever its key
-        found.reasons.append(POLICY_REASONS[record.cache])
-        if record.status == "failed" and record.error:
-            found.reasons.append(f"it failed: {record.error}")
-        return found
-    previous = _previous(store, manifest, node_id)
-    if previous is None:
+    policy = POLICY_REASONS.get(record.cache or "")  # a ran node whose policy made it run, whatever its key
+    previous = None if policy else _previous(store, manifest, node_id)
+    if policy:
+        found.reasons.append(policy)
+    elif previous is None:
         found.reasons.append(
             f"no earlier run of workflow {manifest.workflow!r} has node {node_id!r} with an action key: "
             "it ran because nothing like it had run before"
         )
-        return found
-    found.previous_run = previous.run_id
-    before = previous.nodes[node_id]
-    found.reasons.extend(_key_changes(store, manifest, previous, node_id, record, before))
-    if not found.reasons:
-        found.reasons.append(_same_key_reason(store, record, before))
+    else:
+        found.previous_run = previous.run_id
+        before = previous.nodes[node_id]
+        found.reasons.extend(_key_changes(store, manifest, previous, node_id, record, before))
+        if not found.reasons:
+            found.reasons.append(_same_key_reason(store, record, before))
     if record.status == "failed" and record.error:
         found.reasons.append(f"it failed: {record.error}")
     return found

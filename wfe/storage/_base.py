@@ -22,11 +22,13 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any, BinaryIO, NamedTuple, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar, cast
 
 from .._errors import NoHardLink, StoreError
-from ._fill import Hasher
 from ._translate import too_large, translate
+
+if TYPE_CHECKING:
+    from ._fill import Hasher
 
 CHUNK_SIZE = 4 * 1024 * 1024
 

@@ -24,7 +24,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
-CHUNK = 4 * 1024 * 1024  # bytes read, then hashed beside the next read
+from ._base import CHUNK_SIZE as CHUNK  # bytes read, then hashed beside the next read
 
 
 class Hasher(Protocol):
@@ -46,27 +46,28 @@ def hash_pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-_MAKERS: tuple[Any, Any] | None = None
+_MAKERS: list[tuple[Any, Any] | None] = []  # found once: the two functions, or None where they cannot be had
 
 
 def _makers() -> tuple[Any, Any] | None:
     """The two C functions as ctypes prototypes of our own (never the shared ``pythonapi`` attributes)."""
-    global _MAKERS
-    if _MAKERS is None:
-        if sys.implementation.name != "cpython":
-            return None
-        try:
-            import ctypes
+    if not _MAKERS:
+        _MAKERS.append(_find_makers())
+    return _MAKERS[0]
 
-            api = ctypes.pythonapi
-            new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)(
-                ("PyBytes_FromStringAndSize", api)
-            )
-            address = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object)(("PyBytes_AsString", api))
-        except (ImportError, AttributeError, OSError):
-            return None
-        _MAKERS = (new, address)
-    return _MAKERS
+
+def _find_makers() -> tuple[Any, Any] | None:
+    if sys.implementation.name != "cpython":
+        return None
+    try:
+        import ctypes
+
+        api = ctypes.pythonapi
+        new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)(("PyBytes_FromStringAndSize", api))
+        address = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object)(("PyBytes_AsString", api))
+    except (ImportError, AttributeError, OSError):
+        return None
+    return new, address
 
 
 def fresh_bytes(size: int) -> tuple[bytes, memoryview] | None:
