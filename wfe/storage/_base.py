@@ -22,15 +22,18 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar, cast
+from typing import IO, Any, BinaryIO, NamedTuple, Protocol, TypeVar, cast
 
 from .._errors import NoHardLink, StoreError
 from ._translate import too_large, translate
 
-if TYPE_CHECKING:
-    from ._fill import Hasher
-
 CHUNK_SIZE = 4 * 1024 * 1024
+
+
+class Hasher(Protocol):
+    """What :meth:`StorageIO.read_hashed` feeds (a hashlib object)."""
+
+    def update(self, data: Any, /) -> None: ...
 
 
 SPOOL_LIMIT = 8 * 1024 * 1024

@@ -22,14 +22,10 @@ import os
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any
 
 from ._base import CHUNK_SIZE as CHUNK  # bytes read, then hashed beside the next read
-
-
-class Hasher(Protocol):
-    def update(self, data: Any, /) -> None: ...
-
+from ._base import Hasher
 
 _POOL: ThreadPoolExecutor | None = None
 

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from typing import IO, Any, BinaryIO
 
 from .._errors import NoHardLink
-from ._base import Listed, Page, Staging, StorageIO
-from ._fill import Hasher, read_hashing
+from ._base import Hasher, Listed, Page, Staging, StorageIO
+from ._fill import read_hashing
 from ._translate import damaged, raise_os_error, too_large, translate
 
 
