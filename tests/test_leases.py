@@ -64,6 +64,103 @@ def test_two_runs_compute_once_local(tmp_path: Path) -> None:
     assert verify_store(store).clean
 
 
+def test_a_run_alone_on_local_disk_takes_no_lease_and_hands_over_at_once_when_another_starts(tmp_path: Path) -> None:
+    """The first run is inside a long node, without a lease; a second run starts: the first leases that node
+    while it is still running, so the second waits for its result instead of computing it too."""
+    calls, go, store_path = tmp_path / "calls.txt", tmp_path / "go", tmp_path / "store"
+    calls.touch()
+    (tmp_path / "lease_functions.py").write_text((LEASE_WORKFLOW / "lease_functions.py").read_text())
+    workflow = tmp_path / "gated.json"
+    workflow.write_text(json.dumps({
+        "name": "gated", "modules": ["lease_functions"],
+        "nodes": [{"id": "gated", "function": "gated", "config": {"calls": str(calls), "go": str(go)}},
+                  {"id": "after", "function": "after"}],
+        "edges": [{"source": "gated", "target": "after"}],
+    }))  # fmt: skip
+    command = [sys.executable, "-m", "wfe", "run", str(workflow), "--store", str(store_path), "--json",
+               "--log-level", "info"]  # fmt: skip
+    store = wfe.open_store(str(store_path))
+
+    def leases() -> list[str]:  # the lease files, not the owner files or the live runs' records
+        return [rel for rel in store.io.walk("leases") if rel.count("/") == 1]
+
+    def wait_for(condition: Callable[[], bool], what: str, *processes: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            assert all(p.poll() is None for p in processes), f"a run ended before {what}"
+            time.sleep(0.02)
+
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: calls.read_text().split() != [], "the first run's node to start", first)
+        assert leases() == []  # alone: the node in hand took no lease
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # Handed over while the node still runs (it waits for ``go``), not once it is done.
+            wait_for(lambda: len(leases()) == 1, "the first run to lease its node in hand", first, second)
+        finally:
+            go.touch()
+            results = []
+            for process in (first, second):
+                out, err = process.communicate(timeout=120)
+                assert process.returncode == 0, err
+                results.append((json.loads(out), err))
+    finally:
+        go.touch()
+        first.kill()
+    assert len(calls.read_text().split()) == 1  # computed by the first run only
+    assert "another run started on this store: taking leases from now on" in results[0][1]
+    assert results[1][0]["nodes"]["gated"]["status"] == "cached"
+    digests = [{n: [o["digest"] for o in i["outputs"]] for n, i in r["nodes"].items()} for r, _ in results]
+    assert digests[0] == digests[1]
+    assert list(store.io.walk("leases")) == []  # leases, owner files and both runs' records gone
+    assert verify_store(store).clean
+
+
+def test_a_hand_over_leases_every_node_in_flight_and_each_is_computed_once(tmp_path: Path) -> None:
+    """Threads: the first run, alone, has three nodes in flight when a second starts; it leases all three."""
+    calls, go, store_path = tmp_path / "calls.txt", tmp_path / "go", tmp_path / "store"
+    calls.touch()
+    (tmp_path / "lease_functions.py").write_text((LEASE_WORKFLOW / "lease_functions.py").read_text())
+    workflow = tmp_path / "gated.json"
+    nodes = [{"id": f"g{i}", "function": "gated", "config": {"calls": str(calls), "go": str(go), "name": f"g{i}"}}
+             for i in range(6)]  # fmt: skip
+    workflow.write_text(json.dumps({"name": "gated", "modules": ["lease_functions"], "nodes": nodes, "edges": []}))
+    command = [sys.executable, "-m", "wfe", "run", str(workflow), "--store", str(store_path), "--json",
+               "--executor", "threads", "--jobs", "3"]  # fmt: skip
+    store = wfe.open_store(str(store_path))
+    started = lambda: len(calls.read_text().split())  # noqa: E731
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second: subprocess.Popen[str] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while started() < 3:
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.02)
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while len([rel for rel in store.io.walk("leases") if rel.count("/") == 1]) < 3:
+            assert time.monotonic() < deadline and first.poll() is None and second.poll() is None
+            time.sleep(0.02)
+        go.touch()
+        results = []
+        for process in (first, second):
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            results.append(json.loads(out))
+    finally:
+        go.touch()
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+    names = sorted(line.partition(":")[0] for line in calls.read_text().split())
+    assert names == [f"g{i}" for i in range(6)]  # each node computed once, by one run or the other
+    digests = [{n: [o["digest"] for o in i["outputs"]] for n, i in r["nodes"].items()} for r in results]
+    assert digests[0] == digests[1]
+    assert list(store.io.walk("leases")) == []
+    assert verify_store(store).clean
+
+
 def test_two_runs_compute_once_s3(tmp_path: Path) -> None:
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server")

@@ -1,4 +1,4 @@
-"""Whether a run is alone on a remote store: if it is, its uncached nodes need no lease and no lookup request.
+"""Whether a run is alone on its store: if it is, its uncached nodes need no lease and no second lookup.
 
 On an object store a lease costs a round trip before a node may start, and a
 lookup another: on a chain, every node pays them one after another. They buy
@@ -23,6 +23,12 @@ format, so gc collects a crashed run's record as it does a stale lease):
 - A record is refreshed every 10 s while its run lives; one 30 s old, or
   whose process on this host is gone, is a crashed run's and is ignored.
 
+On local disk the same records are kept, but the hand-over does not wait
+for the node in hand: the watch thread looks every 0.1 s and, when another
+run appears, takes at once a lease on every action the run is computing
+without one, then says ``shared`` (writes there are made in line, so none
+is behind). The newcomer waits about that long, never for a long node.
+
 Two runs that start at once each see the other (each writes before it
 lists), so both are shared: "computed once" holds for every action two runs
 reach at once, as with leases alone.
@@ -44,6 +50,7 @@ LIVE = f"{PREFIX}/live"
 BEAT = 10.0  # seconds between refreshes of a run's record
 STALE = 30.0  # a record this much older than its last refresh is a crashed run's
 LOOK = 1.0  # seconds between a solo run's looks for newcomers
+LOCAL_LOOK = 0.1  # the same on local disk, where a look costs a folder listing and the hand-over no round trip
 WAIT_POLL = 0.2  # seconds between a newcomer's looks at a solo run's mode
 UNKNOWN = "unknown"  # the mode of a record that could not be read
 
@@ -53,8 +60,18 @@ log = logging.getLogger(__name__)
 class Presence:
     """This run's record among the live runs of a store, and whether it is alone there."""
 
-    def __init__(self, storage: StorageIO, run_id: str, owner: str) -> None:
+    def __init__(
+        self,
+        storage: StorageIO,
+        run_id: str,
+        owner: str,
+        *,
+        handover: Callable[[], None] | None = None,
+        look: float = LOOK,
+    ) -> None:
         self._io = storage
+        self._handover = handover  # called by the watch thread itself when another run appears
+        self._look = look
         self._rel = f"{LIVE}/{run_id}.json"
         self._owner = owner
         self.mode = "starting"
@@ -92,7 +109,7 @@ class Presence:
         """The run is over: stop looking and remove the record."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=LOOK + 5)
+            self._thread.join(timeout=self._look + 5)
         try:
             self._io.remove(self._rel)
         except StoreError as exc:
@@ -130,7 +147,7 @@ class Presence:
     def _wait_until_shared(self, others: dict[str, str], deadline: float) -> None:
         waiting = {rel for rel, mode in others.items() if mode != "shared"}
         while waiting and time.monotonic() < deadline:
-            time.sleep(WAIT_POLL)
+            time.sleep(min(WAIT_POLL, self._look))
             now = time.time()
             waiting = {rel for rel in waiting if self._mode(rel, now) not in (None, "shared")}
         if waiting:
@@ -138,10 +155,13 @@ class Presence:
 
     def _watch(self) -> None:
         last_beat = time.monotonic()
-        while not self._stop.wait(LOOK):
+        while not self._stop.wait(self._look):
             try:
                 if self.mode == "solo" and not self.newcomer.is_set() and self._others():
-                    self.newcomer.set()
+                    if self._handover is not None:
+                        self._handover()
+                    else:
+                        self.newcomer.set()
                 if time.monotonic() - last_beat >= BEAT:
                     self._write()
                     last_beat = time.monotonic()

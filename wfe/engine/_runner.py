@@ -35,7 +35,7 @@ from ._lease import POLL as LEASE_POLL
 from ._lease import Leases, Waiting
 from ._plan import PlannedNode, check_regular, plan
 from ._prefetch import Known, prefetch
-from ._presence import Presence
+from ._presence import LOCAL_LOOK, Presence
 from ._task import Task, TaskResult, element_bytes, run_task
 from ._units import Pending
 from ._writer import WriteBehind
@@ -326,6 +326,10 @@ class _Run:
         self.settled_actions: dict[str, ActionResult] = outer.settled_actions if outer is not None else {}
         self.configs_stored: set[str] = outer.configs_stored if outer is not None else set()
         self.presence: Presence | None = outer.presence if outer is not None else None
+        # While alone on the store: the actions in flight without a lease, leased all at once if another
+        # run starts (see _handover); the lock orders that against nodes starting and finishing.
+        self.unleased: set[str] = outer.unleased if outer is not None else set()
+        self.solo_lock: threading.Lock = outer.solo_lock if outer is not None else threading.Lock()
         self.blobs_written: set[str] = outer.blobs_written if outer is not None else set()
 
     def execute(self) -> RunResult:
@@ -364,6 +368,13 @@ class _Run:
                 errors = [error for future in early if (error := future.exception()) is not None]
             if errors:
                 raise errors[0]
+        elif self.outer is None and self.leases.enabled:
+            # On local disk too a run alone takes no leases; when another run starts, this one's watch
+            # thread leases what is in flight at once and says so (a lease there costs a link, not a round trip).
+            self.presence = Presence(
+                self.store.io, self.manifest.run_id, self.leases.owner, handover=self._handover, look=LOCAL_LOOK
+            )
+            self.presence.start()
         configs = {
             p.config_digest: p.config_json
             for node_id, p in self.planned.items()
@@ -494,10 +505,32 @@ class _Run:
             self._write_plan()
         self._leave()
 
-    @property
-    def solo(self) -> bool:
-        """Alone on the store (see _presence): uncached nodes take no lease."""
-        return self.presence is not None and self.presence.solo
+    def _solo(self, key: str) -> bool:
+        """Alone on the store (see _presence): the action ``key`` is computed without a lease, noted as such."""
+        presence = self.presence
+        if presence is None or not presence.solo:
+            return False
+        with self.solo_lock:
+            if presence.solo:
+                self.unleased.add(key)
+                return True
+        return False
+
+    def _handover(self) -> None:
+        """Another run started (called by the presence's watch thread): lease what is in flight, then share."""
+        assert self.presence is not None
+        with self.solo_lock:
+            for key in sorted(self.unleased):
+                self.leases.acquire(key)
+            self.unleased.clear()
+            self.presence.share(lambda: None)  # writes land in line here: none is behind
+
+    def _let_go(self, key: str) -> None:
+        """The action ``key`` is settled (its entry written) or given up: its lease goes, if it took one."""
+        if key in self.unleased:
+            with self.solo_lock:
+                self.unleased.discard(key)
+        self.leases.release(key)
 
     def _leave(self) -> None:
         """Remove this run's presence record, once its writes have landed (others may then trust the store)."""
@@ -617,7 +650,7 @@ class _Run:
         key = action_key(spec.name, spec.version, p.config_digest, [a.digest for a in inputs])
         record.action_key = key
         hit = self.lookup(key) if p.cache == "use" else None  # recompute and skip never look
-        if hit is None and p.cache == "use" and not self.force and not self.solo:  # another run may compute it
+        if hit is None and p.cache == "use" and not self.force and not self._solo(key):  # another may compute it
             claimed = self.leases.claim(key, lambda: self.lookup(key, exact=True))
             if isinstance(claimed, Waiting):
                 self.lease_waits[node_id] = time.monotonic() + LEASE_POLL
@@ -631,7 +664,7 @@ class _Run:
         log.debug("node %s submitted (%s)", node_id, key)
         future = self.submit(node_id, inputs)
         if future is None:
-            self.leases.release(key)  # failed before it started: let another run try
+            self._let_go(key)  # failed before it started: let another run try
             return {}
         return {future: Pending(node_id, key, inputs)}
 
@@ -830,7 +863,7 @@ class _Run:
                 self.store.configs.put_json(config[1], config[0])
             if self.store.actions.put_encoded(key, data, overwrite=overwrite) and self.remote:
                 self.entries[key] = data
-            self.leases.release(key)
+            self._let_go(key)
 
         self._behind(result.unwritten, publish)
         result.unwritten = None
@@ -841,7 +874,7 @@ class _Run:
         record.duration = result.duration
         record.log = result.log
         if result.outputs is None:
-            self.leases.release(key)  # no result: another run may try
+            self._let_go(key)  # no result: another run may try
             record.status = "failed"
             record.error = result.error
             record.traceback = result.traceback
