@@ -25,7 +25,7 @@ from ..graph._model import Artifact, WorkflowGraph
 from ..store._digest import action_key, digest_of
 from ..store._manifest import ActionResult, NodeRecord, NodeStatus, RunManifest
 from ..store._plans import Planned, PlanStore
-from ..store._records import RECORD_SLICE, new_run_id
+from ..store._records import INLINE_CONFIG, RECORD_SLICE, new_run_id
 from ..store._store import Store, open_store
 from . import _units as units
 from ._capture import hooks_installed
@@ -380,6 +380,7 @@ class _Run:
             for node_id, p in self.planned.items()
             if p.kind not in ("input", "file") and p.config_digest not in self.configs_stored
             and not self._predicted_hit(node_id)  # a cached node's config is there: its entry names it
+            and not self._carried(p)  # kept in the action entries of the node instead
         }
         self.store.io.gather(lambda item: self.store.configs.put_json(item[1], item[0]), list(configs.items()))
         self.configs_stored.update(configs)
@@ -746,8 +747,9 @@ class _Run:
             (a.digest, self.payload(a)) for a in inputs
             if not a.stored or a.digest in fresh or (writer is not None and writer.held(a.digest) is not None)
         )
-        # In process, hand over the config too (the same canonical JSON its digest was taken of).
-        config = p.config_json if self.inline else None
+        # In process, hand over the config too (the same canonical JSON its digest was taken of); a small one
+        # to any executor, as it has no file of its own (see INLINE_CONFIG).
+        config = p.config_json if self.inline or self._carried(p) else None
         return Task(
             node_id=node_id,
             function=spec.name,
@@ -842,6 +844,7 @@ class _Run:
             self._behind(result.unwritten, lambda: None)
             result.unwritten = None
             return
+        carried = self._carried(p)
         action = ActionResult.construct(  # of parts this run made or checked
             outputs=result.outputs,
             function=p.function.name if p.function else f"workflow:{p.inner.graph.name if p.inner else ''}",
@@ -850,11 +853,13 @@ class _Run:
             inputs=[a.digest for a in inputs],
             created=time.time(),
             duration=result.duration,
+            config_json=p.config_json.decode("utf-8") if carried else None,
         )
         data = self.store.actions.encode(action)
         overwrite = self.force or p.cache == "recompute" or key in self.stale_keys
-        config = None if p.config_digest in self.configs_stored else (p.config_digest, p.config_json)
-        self.configs_stored.add(p.config_digest)
+        config = None if carried or p.config_digest in self.configs_stored else (p.config_digest, p.config_json)
+        if config is not None:
+            self.configs_stored.add(p.config_digest)
         if self.writer is not None:  # until its entry lands, this run answers for it from memory
             self.settled_actions[key] = action
 
@@ -901,7 +906,19 @@ class _Run:
         """A run of a sub-workflow (or a loop's iteration) inside this one, sharing its executor and memory."""
         return _Run(graph, self.store, planned, folder, self.handle, self.force, None, given, self)
 
+    def _carried(self, p: PlannedNode) -> bool:
+        """Whether the node's config goes into its action entries rather than a file of its own (see INLINE_CONFIG)."""
+        return p.kind in ("function", "map") and p.cache != "skip" and len(p.config_json) <= INLINE_CONFIG
+
     def emit(self, node_id: str, record: NodeRecord) -> None:
+        if record.status == "failed" and record.config is not None and record.config not in self.configs_stored:
+            p = self.planned.get(node_id)  # a failed node writes no entry: its config is kept on its own
+            if p is not None and p.config_digest == record.config:
+                try:
+                    self.store.configs.put_json(p.config_json, p.config_digest)
+                    self.configs_stored.add(p.config_digest)
+                except WfeError as exc:
+                    log.warning("node %s: cannot store its config (%s)", node_id, exc)
         if self.on_event is not None:
             self.on_event(node_id, record)
 

@@ -139,7 +139,7 @@ def run_task(task: Task, store: Any = None) -> TaskResult:
                     f"but the task was planned for {task.version}"
                 )
             payloads = dict(task.payloads)
-            config_bytes = payloads.get(task.config_digest)  # handed over in process
+            config_bytes = payloads.get(task.config_digest)  # handed over: in process, or a small config
             config = decode_json(config_bytes) if config_bytes is not None else store.configs.get(task.config_digest)
             args = []
             for declared, (digest, mime) in zip(spec.inputs, task.inputs, strict=False):

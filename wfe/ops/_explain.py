@@ -95,7 +95,7 @@ def _key_changes(
     elif now.version != before.version:
         reasons.append(f"function {now.function!r} changed: version {before.version} -> {now.version}")
     if now.config != before.config:
-        reasons.append(_config_reason(store, before.config, now.config))
+        reasons.append(_config_reason(store, before, now))
     now_inputs = [a.digest for a in now.inputs]
     before_inputs = [a.digest for a in before.inputs]
     if len(now_inputs) != len(before_inputs):
@@ -111,11 +111,11 @@ def _key_changes(
     return reasons
 
 
-def _config_reason(store: Store, before: str | None, now: str | None) -> str:
-    head = f"its config changed: {before} -> {now}"
+def _config_reason(store: Store, before: NodeRecord, now: NodeRecord) -> str:
+    head = f"its config changed: {before.config} -> {now.config}"
     try:
-        old = store.configs.get(before) if before else {}
-        new = store.configs.get(now) if now else {}
+        old = store.config(before.config, before.action_keys()) if before.config else {}
+        new = store.config(now.config, now.action_keys()) if now.config else {}
     except WfeError:
         return head + " (a config document is no longer in the store)"
     changes = config_diff(old, new)

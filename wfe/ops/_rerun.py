@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._errors import FunctionError, WorkflowError
+from .._errors import FunctionError, WfeError, WorkflowError
 from ..engine._runner import EventHandler, RunResult
 from ..engine._runner import run as execute
 from ..engine._task import Task, run_task
@@ -199,11 +199,18 @@ def _compare(store: Store, graph: WorkflowGraph, folder: Path, outcome: RerunRes
                 if missing else "inputs changed upstream and the record lacks the function or config"
             )
             continue
+        try:  # a small config is kept in the node's action entry, not in a file of its own
+            config = store.config_json(recorded.config, recorded.action_keys())
+        except WfeError as exc:
+            outcome.compared.remove(node_id)
+            outcome.unchecked[node_id] = f"inputs changed upstream and its config cannot be read: {exc}"
+            continue
         task = Task(
             node_id=node_id,
             function=recorded.function,
             version=recorded.version,
             config_digest=recorded.config,
+            payloads=((recorded.config, config),),
             inputs=tuple((a.digest, a.mime) for a in recorded.inputs),
             store_url=store.url,
             store_options=tuple(sorted(store.options.items())),

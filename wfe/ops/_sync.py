@@ -66,13 +66,22 @@ def sync(
         wanted: set[str] = set()
         for manifest in manifests:
             wanted.update(digests_in(manifest.model_dump(mode="json")))
-        action_keys = sorted({r.action_key for m in manifests for r in m.nodes.values() if r.action_key})
+        # A mapped node's elements are actions of their own.
+        action_keys = sorted({k for m in manifests for r in m.nodes.values() for k in r.action_keys()})
         action_keys = [k for k in action_keys if source.actions.exists(k)]
+        carried: set[str] = set()  # small configs, kept in the entries copied with them
         for key in action_keys:
             result = source.actions.lookup(key)
             if result is not None:
                 wanted.update(a.digest for a in result.outputs if a.stored)
-        config_digests = sorted({r.config for m in manifests for r in m.nodes.values() if r.config})
+                if result.config_json is not None:
+                    carried.add(result.config)
+        # A node that never ran (skipped, or its run stopped first) may have no config stored: copied if there.
+        settled = ("ran", "cached", "failed")
+        named = {r.config for m in manifests for r in m.nodes.values() if r.config and r.status in settled}
+        named |= {r.config for m in manifests for r in m.nodes.values()
+                  if r.config and r.status not in settled and source.configs.exists(r.config)}  # fmt: skip
+        config_digests = sorted(named - carried)
         function_names = sorted({r.function for m in manifests for r in m.nodes.values() if r.function})
         blob_digests = sorted(d for d in wanted if source.blobs.exists(d))
 

@@ -222,7 +222,13 @@ def _check_actions(
             note_missing(digest, f"action {key}")
         if not all(usable(d) for d in outputs):
             bad.append(key)
-        if not has_config(result.config):
+        if result.config_json is not None:  # a small config, kept in the entry itself
+            try:
+                store.configs.from_entry(result.config, result)
+            except IntegrityError:
+                report.damaged.append(f"action {key} (the config it carries does not match {result.config})")
+                bad.append(key)
+        elif not has_config(result.config):
             report.damaged.append(f"action {key} (its config {result.config} is missing)")
     return bad
 

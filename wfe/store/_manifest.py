@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from .._shape import (
@@ -37,6 +37,8 @@ class ActionResult(Record):
         Field("inputs", list_of(text())),
         Field("created", number),
         Field("duration", number, 0.0),
+        # A small config itself, as the canonical JSON its digest was taken of: it has no file of its own.
+        Field("config_json", _optional_text, None),
     )
     __slots__ = slots(FIELDS)
 
@@ -44,6 +46,7 @@ class ActionResult(Record):
     function: str
     version: str
     config: str
+    config_json: str | None
     inputs: list[str]
     created: float
     duration: float
@@ -115,6 +118,15 @@ class NodeRecord(Record):
             if name in out:
                 out[name] = dump_value(out[name], json_mode, True)
         return out
+
+    def action_keys(self) -> Iterator[str]:
+        """The action keys the node used: its own, or its elements' (which share the node's config)."""
+        if self.action_key:
+            yield self.action_key
+        for element in self.elements or ():
+            key = element.get("action_key")
+            if isinstance(key, str):
+                yield key
 
     @classmethod
     def pending(cls, function: str | None, version: str | None, config: str | None) -> NodeRecord:

@@ -29,9 +29,13 @@ from ._paths import digest_from_record_path, record_path
 
 MAX_RECORD_BYTES = 256 * 1024 * 1024  # the most a record may hold; reads stop one byte past it
 MEMO_BYTES = 16 * 1024 * 1024  # configs kept in memory per process once read and verified
+# A run keeps a config of at most this many bytes (canonical JSON) in the action entries of the nodes that
+# used it, not in a file of its own: one file (or request) less per node. Bigger ones, and the config of a
+# node that failed or is never cached, are files in the config store as before.
+INLINE_CONFIG = 1024
 
 
-def _load_json(data: bytes, what: str) -> Any:
+def load_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
@@ -74,6 +78,11 @@ class ConfigStore:
             self._seen_bytes += len(data)
 
     def get(self, digest: str) -> dict[str, Any]:
+        value: dict[str, Any] = load_json(self.get_json(digest), f"config {digest}")
+        return value
+
+    def get_json(self, digest: str) -> bytes:
+        """The stored canonical JSON of config ``digest``, checked against it."""
         data = self._seen.get(digest)
         if data is None:
             rel = record_path(self.PREFIX, digest)
@@ -86,8 +95,19 @@ class ConfigStore:
 
                 raise IntegrityError(digest, "config record does not match its digest")
             self._remember(digest, data)
-        value: dict[str, Any] = _load_json(data, f"config {digest}")
-        return value
+        return data
+
+    def from_entry(self, digest: str, entry: ActionResult | None) -> bytes | None:
+        """The canonical JSON of config ``digest`` carried by an action entry, checked; None if it carries none."""
+        if entry is None or entry.config != digest or entry.config_json is None:
+            return None
+        data = entry.config_json.encode("utf-8")
+        if digest_of(data) != digest:
+            from .._errors import IntegrityError
+
+            raise IntegrityError(digest, "config carried by an action entry does not match its digest")
+        self._remember(digest, data)
+        return data
 
     def exists(self, digest: str) -> bool:
         return self._io.exists(record_path(self.PREFIX, digest))

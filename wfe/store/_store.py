@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._errors import StoreURLError
+from .._errors import NotFoundError, StoreURLError
 from .._redact import redact, redact_options
 from ..storage._base import StorageIO
 from ..storage._registry import filesystem, storage_class
 from ..storage._urls import check_host, location, with_url_host
 from ._blobs import BlobStore
 from ._cache import cache_settings, with_cache
-from ._records import ActionCache, ConfigStore, FunctionStore, RunStore
+from ._records import ActionCache, ConfigStore, FunctionStore, RunStore, load_json
 
 DEFAULT_STORE = "./.wfe"
 
@@ -64,6 +64,27 @@ class Store:
         self.configs = ConfigStore(storage)
         self.actions = ActionCache(storage)
         self.runs = RunStore(storage)
+
+    def config_json(self, digest: str, action_keys: Iterable[str | None] = ()) -> bytes:
+        """The canonical JSON of config ``digest``: from the config store, else from one of the action entries
+        ``action_keys`` (of the node that used it: a small config is kept there, not in a file of its own).
+
+        NotFoundError if neither has it; IntegrityError if what is found does not match the digest.
+        """
+        try:
+            return self.configs.get_json(digest)
+        except NotFoundError:
+            for key in action_keys:
+                if key is not None:
+                    data = self.configs.from_entry(digest, self.actions.lookup(key))
+                    if data is not None:
+                        return data
+            raise
+
+    def config(self, digest: str, action_keys: Iterable[str | None] = ()) -> dict[str, Any]:
+        """:meth:`config_json`, decoded."""
+        value: dict[str, Any] = load_json(self.config_json(digest, action_keys), f"config {digest}")
+        return value
 
     @property
     def shared(self) -> bool:

@@ -255,7 +255,7 @@ class Pages:
             explain_error = f"cannot tell: {_one_line(exc)}"
         return self.render(
             "node.html", run=manifest, node_id=node_id, r=record, spec_ref=self._spec_ref(record),
-            config=self._config(record.config), explanation=explanation, explain_error=explain_error,
+            config=self._config(record), explanation=explanation, explain_error=explain_error,
             sides=sides, log=self._log(record.log),
         )
 
@@ -267,11 +267,11 @@ class Pages:
         except WfeError:
             return None
 
-    def _config(self, digest: str | None) -> Markup | None:
-        if not digest:
+    def _config(self, record: NodeRecord) -> Markup | None:
+        if not record.config:
             return None
         try:
-            value = self.store.configs.get(digest)
+            value = self.store.config(record.config, record.action_keys())
         except WfeError as exc:
             return Markup('<p class="problem">{}</p>').format(f"cannot read config: {_one_line(exc)}")
         if value == {}:

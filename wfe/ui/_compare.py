@@ -69,7 +69,7 @@ def _changes(
     elif before.version != after.version:
         changes.append(Change("version", str(before.version), str(after.version)))
     if before.config != after.config:
-        changes.extend(_config_changes(store, before.config, after.config))
+        changes.extend(_config_changes(store, before, after))
     old = [a.digest for a in before.inputs]
     new = [a.digest for a in after.inputs]
     if len(old) != len(new):
@@ -86,15 +86,15 @@ def _changes(
     return changes
 
 
-def _config_changes(store: Store, before: str | None, after: str | None) -> list[Change]:
+def _config_changes(store: Store, before: NodeRecord, after: NodeRecord) -> list[Change]:
     try:
-        old = store.configs.get(before) if before else {}
-        new = store.configs.get(after) if after else {}
+        old = store.config(before.config, before.action_keys()) if before.config else {}
+        new = store.config(after.config, after.action_keys()) if after.config else {}
     except WfeError as exc:
-        return [Change("config", str(before), f"{after} ({' '.join(str(exc).split())})")]
+        return [Change("config", str(before.config), f"{after.config} ({' '.join(str(exc).split())})")]
     fields = config_diff(old, new)
     if not fields:
-        return [Change("config", str(before), str(after))]
+        return [Change("config", str(before.config), str(after.config))]
     return [Change("config field", "", field_change) for field_change in fields]
 
 
