@@ -5,9 +5,9 @@
 Every figure is a whole ``wfe run`` process (or, for throughput, one process
 doing the I/O), median of ``--repeat`` runs; per-node figures are net of a
 1-node run. Beside each cold run, the limit: a bare loop making the same
-files a cold node needs (config, output blob and action entry, each a
-temp file linked into place, and a lease, a link to its run's file) on a
-fresh store, with no engine around it.
+files a cold node needs (its output blob and its action entry, which
+carries a small config, each a temp file linked into place; a run alone
+on its store takes no lease) on a fresh store, with no engine around it.
 Throughput is shown beside hashlib's sha256 and a plain file copy. Prints
 a markdown table.
 """
@@ -117,24 +117,13 @@ FLOOR = textwrap.dedent(
         return hashlib.sha256(data).hexdigest()
 
     clock = time.perf_counter()
-    owner = f"{root}/owner.json"
-    with open(owner, "wb") as handle:
-        handle.write(b'{"owner": "x", "expires": 0, "ttl": 300}')
     value = b"0"
     for i in range(n):
-        config = json.dumps({"i": i}).encode()
-        publish(f"configs/{name(config)[:2]}/{name(config)[2:]}.json", config)
+        config = json.dumps({"i": i}).encode()  # carried by the action entry: no file of its own
         key = name(config + value)
-        lease = f"{root}/leases/{key}.json"
-        try:
-            os.link(owner, lease)  # a lease: a hard link to the run's owner file
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(lease), exist_ok=True)
-            os.link(owner, lease)
         value = str(int(value) + 1).encode()
         publish(f"blobs/sha256/{name(value)[:2]}/{name(value)[2:]}", value)
-        publish(f"actions/{key[:2]}/{key[2:]}.json", b'{"outputs": [], "function": "step"}' + value)
-        os.unlink(lease)
+        publish(f"actions/{key[:2]}/{key[2:]}.json", b'{"outputs": [], "config_json": ' + config + b"}" + value)
     print((time.perf_counter() - clock) / n * 1000)
     """
 )
@@ -160,7 +149,7 @@ def write_limit(path: Path, mib: int) -> float:
 
 
 def floor_per_node(n: int, repeat: int) -> float:
-    """ms per node for a bare loop doing a cold node's file operations: config, lease, blob, action."""
+    """ms per node for a bare loop doing a cold node's file operations: its blob and its action entry."""
     return statistics.median(
         float(subprocess.run([sys.executable, "-c", FLOOR, str(new_store() / "s"), str(n)],
                              capture_output=True, text=True, check=True).stdout)
