@@ -148,6 +148,28 @@ def test_a_tampered_carried_config_is_refused_reported_and_repaired(tmp_path: Pa
     assert verify_store(store).clean
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(carried=st.text(max_size=200) | st.just('{"limit":10}'))
+def test_whatever_an_entry_carries_a_config_is_what_its_digest_says_or_an_integrity_error(
+    tmp_path: Path, carried: str
+) -> None:
+    root = tmp_path / f"store-{uuid.uuid4().hex[:8]}"
+    wf = wfe.Workflow("carried")
+    wf.node(echo_config, id="echo", config={"limit": 10})
+    record = wfe.run(wf, str(root)).manifest.nodes["echo"]
+    assert record.action_key is not None and record.config is not None
+    store = wfe.open_store(str(root))  # nothing remembered from the run
+    path = Path(store.io.path(record_path("actions", record.action_key)))
+    entry = json.loads(path.read_bytes())
+    entry["config_json"] = carried
+    path.write_text(json.dumps(entry))
+    if carried == '{"limit":10}':  # the very bytes the digest was taken of
+        assert store.config(record.config, record.action_keys()) == {"limit": 10}
+    else:
+        with pytest.raises(wfe.IntegrityError):
+            store.config(record.config, record.action_keys())
+
+
 MODULE = textwrap.dedent(
     '''
     import os
