@@ -34,6 +34,7 @@ from wfe.store._records import new_run_id
 
 pytest.importorskip("starlette", reason="the ui extra is not installed: pip install 'wfe[ui]'")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra has it)")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -178,8 +179,13 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield {"base": base, "store": store, "first": first.run_id, "second": second.run_id, "backend": request.param}
 
 
+def until(driver: Any, condition: Any) -> Any:
+    """Wait for a condition; a live page replaces what it updates, so an element gone stale is looked up again."""
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+
+
 def wait_for_text(driver: Any, css: str, text: str) -> str:
-    WebDriverWait(driver, WAIT).until(lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, css)))
+    until(driver, lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, css)))
     return str(driver.find_element(By.CSS_SELECTOR, css).text)
 
 
@@ -199,7 +205,7 @@ def test_runs_list_run_page_and_node_previews(browser: Any, site: dict[str, Any]
         assert "s3://" in browser.find_element(By.CSS_SELECTOR, "header .store").text
 
     browser.find_element(By.LINK_TEXT, second).click()
-    WebDriverWait(browser, WAIT).until(lambda d: d.current_url.endswith(f"/runs/{second}"))
+    until(browser, lambda d: d.current_url.endswith(f"/runs/{second}"))
     statuses = {g.get_attribute("data-node"): g.get_attribute("data-status")
                 for g in browser.find_elements(By.CSS_SELECTOR, "#graph g.node")}
     assert statuses == {"table": "ran", "summary": "ran", "chart": "ran", "hostile_html": "ran",
@@ -212,7 +218,7 @@ def test_runs_list_run_page_and_node_previews(browser: Any, site: dict[str, Any]
     secrets_absent(browser)
 
     browser.find_element(By.CSS_SELECTOR, "#graph g.node[data-node=table] rect").click()  # the graph links to nodes
-    WebDriverWait(browser, WAIT).until(lambda d: d.current_url.endswith("/nodes/table"))
+    until(browser, lambda d: d.current_url.endswith("/nodes/table"))
     preview = browser.find_element(By.CSS_SELECTOR, "table.preview-table")
     headers = [h.text.split("\n") for h in preview.find_elements(By.CSS_SELECTOR, "thead th")]
     assert headers == [["day", "date"], ["site", "text"], ["reading", "number"]]
@@ -227,7 +233,7 @@ def test_runs_list_run_page_and_node_previews(browser: Any, site: dict[str, Any]
 
     browser.get(f"{base}/runs/{second}/nodes/chart")
     image = browser.find_element(By.CSS_SELECTOR, ".artifact[data-side=outputs] img.preview-image")
-    WebDriverWait(browser, WAIT).until(lambda d: d.execute_script("return arguments[0].complete", image))
+    until(browser, lambda d: d.execute_script("return arguments[0].complete", image))
     assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image) == [30, 16]
     secrets_absent(browser)
 
@@ -267,7 +273,7 @@ def test_an_html_or_svg_output_cannot_script_the_apps_origin(browser: Any, site:
         assert title.startswith(f"{node} ·")
         frame = browser.find_element(By.CSS_SELECTOR, ".artifact[data-side=outputs] iframe.preview-frame")
         browser.switch_to.frame(frame)
-        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.ID, "hostile"))
+        until(browser, lambda d: d.find_elements(By.ID, "hostile"))
         shown = browser.find_element(By.ID, "hostile").text  # the output is shown ...
         browser.switch_to.default_content()
         assert shown in ("hostile page", "hostile svg")
@@ -278,7 +284,7 @@ def test_an_html_or_svg_output_cannot_script_the_apps_origin(browser: Any, site:
         assert browser.get_cookies() == []
 
         browser.get(f"{base}/runs/{second}/nodes/{node}/outputs/0/view")  # opened on its own, outside the frame
-        WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.ID, "hostile"))
+        until(browser, lambda d: d.find_elements(By.ID, "hostile"))
         time.sleep(0.5)
         assert "pwned" not in browser.title
         assert browser.get_cookies() == []
@@ -300,14 +306,13 @@ def test_a_running_runs_page_follows_the_run(browser: Any, site: dict[str, Any])
     manifest.nodes["table"].status = "ran"
     manifest.nodes["summary"].status = "running"
     store.runs.put(manifest)
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(
+    until(browser, lambda d: d.find_element(
         By.CSS_SELECTOR, "#graph g.node[data-node=table]").get_attribute("data-status") == "ran")
     assert browser.execute_script("return window.sameDocument") is True  # updated in place, not reloaded
 
     manifest.nodes["summary"].status = "ran"
     manifest.status, manifest.finished = "succeeded", time.time()
     store.runs.put(manifest)
-    WebDriverWait(browser, WAIT).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "[data-run-status]").text == "succeeded")
-    assert browser.find_element(By.CSS_SELECTOR, "#graph g.node[data-node=summary]").get_attribute(
-        "data-status") == "ran"
+    until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "[data-run-status]").text == "succeeded")
+    until(browser, lambda d: d.find_element(
+        By.CSS_SELECTOR, "#graph g.node[data-node=summary]").get_attribute("data-status") == "ran")
