@@ -207,6 +207,17 @@ def test_fuzzed_store_urls(tmp_path_factory: pytest.TempPathFactory, scheme: str
         os.chdir(cwd)
 
 
+@pytest.mark.parametrize("url", ["file://", "file:///", "file://localhost/", "/", "//", "/.", "/tmp/..", "file:///tmp/../"])
+def test_a_local_store_url_naming_no_folder_or_the_filesystems_root_is_refused_in_one_line(url: str) -> None:
+    before = sorted(os.listdir("/"))
+    with pytest.raises(wfe.StoreURLError) as caught:
+        wfe.open_store(url)
+    assert repr(url) in str(caught.value) and "\n" not in str(caught.value)
+    code, _out, err = cli(["runs", "--store", url])
+    assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert sorted(os.listdir("/")) == before  # no blobs/, runs/ or tmp/ made beside /etc
+
+
 def billion_laughs() -> bytes:
     """Nine levels of aliases, each nine of the level below: under 1 KB, 387 million strings expanded."""
     lines = ["name: lol", "a: &a [" + ",".join(['"lol"'] * 9) + "]"]

@@ -23,12 +23,20 @@ def default_store_url() -> str:
     return os.environ.get("WFE_STORE") or DEFAULT_STORE
 
 
+def _local_root(path: str, url: str) -> str:
+    """The absolute folder of a local store; never the filesystem's root, where its folders would sit beside /etc."""
+    root = os.path.abspath(path)
+    if os.path.dirname(root) == root:
+        raise StoreURLError(f"store URL {url!r} names the filesystem's root: name a folder for the store")
+    return root
+
+
 def split_url(url: str) -> tuple[str, str, dict[str, str]]:
     """``(protocol, path, options)`` of a store URL; a plain path is ``file``."""
     if not isinstance(url, str) or not url or "\x00" in url:
         raise StoreURLError(f"invalid store URL {url!r}")
     if "://" not in url:
-        return "file", os.path.abspath(os.path.expanduser(url)), {}
+        return "file", _local_root(os.path.expanduser(url), url), {}
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -40,7 +48,9 @@ def split_url(url: str) -> tuple[str, str, dict[str, str]]:
     if protocol in ("file", "local"):
         if parts.netloc not in ("", "localhost"):
             raise StoreURLError(f"file URLs take no host: {url!r}")
-        return "file", os.path.abspath(parts.path or "/"), options
+        if not parts.path:
+            raise StoreURLError(f"store URL {url!r} names no folder: e.g. file:///path/to/store")
+        return "file", _local_root(parts.path, url), options
     check_host(protocol, parts, url)  # sftp://, webdav://, ...: a URL without a host names the form that works
     path = (parts.netloc + parts.path).strip("/")
     if ".." in path.split("/"):
