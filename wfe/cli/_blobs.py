@@ -34,7 +34,8 @@ WHOLE_READ_LIMIT = 64 * 1024 * 1024  # blobs up to this size are verified whole 
 
 
 def cat_main(args: argparse.Namespace) -> int:
-    from ..ops._address import parse_address, read_bytes, resolve
+    from ..ops._address import parse_address, resolve
+    from ..ops._outputs import read_bytes
 
     parse_address(args.digest)  # a malformed address fails before the store is opened
     store = store_from_args(args)

@@ -144,7 +144,8 @@ def _print_node(store: Any, node_id: str, record: Any, outputs: list[Any], *, lo
 
 def _show_node(args: argparse.Namespace, store: Any) -> int:
     """``wfe show RUN:NODE[:PORT]``: one node of a run (and only the output at PORT)."""
-    from ..ops._address import parse_address, pick_output, resolve_node
+    from ..ops._address import parse_address, resolve_node
+    from ..ops._outputs import pick_output
 
     address = parse_address(args.run)
     if address.node is None:

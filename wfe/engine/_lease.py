@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -178,7 +177,7 @@ class Leases:
             return self._io.link_new(self._new_owner_file(now), rel)
 
     def _new_owner_file(self, now: float) -> str:
-        rel = f"{OWNERS}/{secrets.token_hex(8)}.json"
+        rel = f"{OWNERS}/{os.urandom(8).hex()}.json"
         data = f'{{"owner": {self._owner_json}, "expires": {now + self.ttl!r}, "ttl": {self.ttl!r}}}'.encode()
         self._io.create_small(rel, data)
         self._io.touch(rel, now)

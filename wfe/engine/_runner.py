@@ -88,19 +88,19 @@ class RunResult:
 
     def outputs(self, node_id: str) -> list[Artifact]:
         """Every output artifact of a node (none for one that failed or was skipped)."""
-        from ..ops._address import node_record
+        from ..ops._outputs import node_record
 
         return node_record(self.manifest, node_id).outputs
 
     def output(self, node_id: str, port: str | None = None) -> Artifact:
         """The artifact of one output: ``port`` may be left out for a node with a single output."""
-        from ..ops._address import pick_output
+        from ..ops._outputs import pick_output
 
         return pick_output(self.manifest, node_id, port)
 
     def value(self, node_id: str, port: str | None = None) -> Any:
         """One output, verified and decoded by its MIME type's codec (JSON, text, bytes, or a registered codec)."""
-        from ..ops._address import read_value
+        from ..ops._outputs import read_value
 
         artifact = self.output(node_id, port)
         data = self.kept.get(artifact.digest) if artifact.stored else None

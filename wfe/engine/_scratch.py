@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import secrets
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +33,8 @@ class Scratch:
     def folder(self) -> str:
         if self.path is None:
             if self.base is None:
+                import tempfile
+
                 self.path = os.path.realpath(tempfile.mkdtemp(prefix="wfe-node-"))
             else:  # named after its process, so gc keeps it while that process lives
                 from stat import S_ISDIR
@@ -50,7 +49,7 @@ class Scratch:
                 if not S_ISDIR(mode):  # the store's tmp/ linked elsewhere: make nothing through it
                     raise damaged(self.base, mode)
                 while True:
-                    name = f"{SCRATCH_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_{hostname()}"
+                    name = f"{SCRATCH_PREFIX}{os.getpid()}_{os.urandom(4).hex()}_{hostname()}"
                     path = os.path.join(self.base, name)
                     try:
                         os.mkdir(path, 0o700)
@@ -74,6 +73,8 @@ class Scratch:
 
     def remove(self) -> None:
         if self.path is not None:
+            import shutil
+
             shutil.rmtree(self.path, ignore_errors=True)
 
 

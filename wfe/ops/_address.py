@@ -19,13 +19,9 @@ short) or AddressError (text that is no address at all).
 from __future__ import annotations
 
 import atexit
-import difflib
-import mimetypes
 import os
 import re
-import shutil
 import stat
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,18 +30,15 @@ from typing import Any
 from .._errors import (
     AddressError,
     BlobNotFoundError,
-    IntegrityError,
     InvalidDigestError,
-    NodeError,
     NotFoundError,
     WfeError,
 )
-from ..graph._codecs import decode, encode_json
 from ..graph._model import Artifact
-from ..store._digest import PREFIX, digest_of, digest_of_stream, validate_digest
-from ..store._manifest import NodeRecord, RunManifest
+from ..store._digest import PREFIX, digest_of_stream, validate_digest
+from ..store._manifest import RunManifest
 from ..store._store import Store, open_store
-from ._history import LATEST, resolve_run_id
+from ._outputs import listing, node_record, pick_output, read_bytes, read_value
 
 MIN_PREFIX = 12  # hex characters a digest prefix must have
 SHOWN = 5  # candidates named in an error
@@ -165,6 +158,8 @@ def resolve_node(store: Store, text: str) -> tuple[RunManifest, str]:
 
 def _run_with_node(store: Store, run: str, node_id: str) -> RunManifest:
     """The run ``run`` names; for ``latest``, the newest top-level run that has ``node_id``."""
+    from ._history import LATEST, resolve_run_id
+
     if run.lower() not in LATEST:
         manifest = store.runs.get(resolve_run_id(store, run))
         node_record(manifest, node_id)  # NotFoundError naming the run's nodes
@@ -188,95 +183,14 @@ def _run_with_node(store: Store, run: str, node_id: str) -> RunManifest:
             seen.setdefault(name, manifest.run_id)
     if newest is None:
         raise NotFoundError(f"no top-level run in store {store.url}")
+    import difflib
+
     close = difflib.get_close_matches(node_id, list(seen), n=1)
     guess = f"did you mean {close[0]!r} (run {seen[close[0]]})? " if close else ""
     names = list(newest.nodes)
     raise NotFoundError(
-        f"no run in store {store.url} has node {node_id!r}; {guess}nodes of run {newest.run_id}: {_listing(names)}"
+        f"no run in store {store.url} has node {node_id!r}; {guess}nodes of run {newest.run_id}: {listing(names)}"
     )
-
-
-def _nodes_hint(manifest: RunManifest, node_id: str) -> str:
-    names = list(manifest.nodes)
-    close = difflib.get_close_matches(node_id, names, n=1)
-    guess = f"did you mean {close[0]!r}? " if close else ""
-    return f"{guess}nodes of run {manifest.run_id}: {_listing(names)}"
-
-
-def _listing(names: list[str], limit: int = 12) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:limit])
-    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
-
-
-def node_record(manifest: RunManifest, node_id: str) -> NodeRecord:
-    """The record of ``node_id``; NotFoundError naming the run's nodes (and the closest) if there is none."""
-    record = manifest.nodes.get(node_id)
-    if record is None:
-        raise NotFoundError(f"run {manifest.run_id} has no node {node_id!r}; {_nodes_hint(manifest, node_id)}")
-    return record
-
-
-def pick_output(manifest: RunManifest, node_id: str, port: str | None = None) -> Artifact:
-    """The output of ``node_id`` at ``port`` (none needed for a node with one output); one-line errors otherwise."""
-    record = node_record(manifest, node_id)
-    where = f"node {node_id!r} of run {manifest.run_id}"
-    if record.status == "failed":
-        raise NodeError(
-            node_id, f"{record.error or 'no error recorded'} (run {manifest.run_id}: it has no outputs)",
-            record.traceback or "",
-        )
-    if record.status == "skipped":
-        raise NotFoundError(f"{where} was skipped ({record.error or 'an upstream node failed'}): it has no outputs")
-    if record.status in ("pending", "running"):
-        raise NotFoundError(f"{where} is {record.status}: it has no outputs yet")
-    outputs = record.outputs
-    if not outputs:
-        raise NotFoundError(f"{where} has no outputs")
-    ports = [a.name or "(unnamed)" for a in outputs]
-    if port is None:
-        if len(outputs) == 1:
-            return outputs[0]
-        raise NotFoundError(
-            f"{where} has {len(outputs)} outputs: name a port ({', '.join(ports)}), "
-            f"e.g. {manifest.run_id}:{node_id}:{ports[0]}"
-        )
-    for artifact in outputs:
-        if artifact.name == port:
-            return artifact
-    named = [a.name for a in outputs if a.name]
-    close = difflib.get_close_matches(port, named, n=1)
-    guess = f"did you mean {close[0]!r}? " if close else ""
-    if not named:
-        raise NotFoundError(f"{where} has no output port {port!r}: its one output has no name; leave the port out")
-    raise NotFoundError(f"{where} has no output port {port!r}; {guess}ports: {', '.join(ports)}")
-
-
-def read_bytes(store: Store, artifact: Artifact) -> bytes:
-    """The verified bytes of an output: a blob read from the store, or an inline value's JSON."""
-    if artifact.kind == "inline":
-        data = encode_json(artifact.value)
-        if digest_of(data) != artifact.digest:
-            raise IntegrityError(artifact.digest, f"the recorded inline value hashes to {digest_of(data)}")
-        return data
-    if artifact.kind == "ephemeral":
-        try:
-            return store.blobs.get(artifact.digest)
-        except BlobNotFoundError:
-            raise NotFoundError(
-                f"output {artifact.name or artifact.digest} is ephemeral: it was kept in memory for its run "
-                "and never stored"
-            ) from None
-    return store.blobs.get(artifact.digest)
-
-
-def read_value(store: Store, artifact: Artifact) -> Any:
-    """The output decoded by its MIME type's codec (JSON, text, bytes, or a registered codec)."""
-    if artifact.kind == "inline":
-        read_bytes(store, artifact)  # checks the value against its digest
-        return artifact.value
-    return decode(read_bytes(store, artifact), artifact.mime)
 
 
 def load(address: str, store: Store | str | None = None) -> Any:
@@ -296,6 +210,9 @@ def _copies_folder() -> str:
     global _COPIES
     with _COPIES_LOCK:
         if _COPIES is None or not os.path.isdir(_COPIES):
+            import shutil
+            import tempfile
+
             _COPIES = os.path.realpath(tempfile.mkdtemp(prefix="wfe-results-"))
             atexit.register(shutil.rmtree, _COPIES, True)
         return _COPIES
@@ -309,6 +226,8 @@ def verified_copy(store: Store, artifact: Artifact) -> Path:
     A copy made earlier is hashed again before it is handed out again.
     """
     hexdigest = artifact.digest[len(PREFIX):]
+    import mimetypes
+
     extension = mimetypes.guess_extension(artifact.mime.split(";")[0].strip()) or ""
     target = Path(_copies_folder()) / f"{hexdigest}{extension}"
     if target.exists():

@@ -14,13 +14,17 @@ point group; the built-ins are known in code (see :data:`KNOWN_IMPLEMENTATIONS`)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .._errors import Damaged, NoHardLink
 from ._base import CHUNK_SIZE, CONCURRENCY, SPOOL_LIMIT, Listed, Page, SpooledStaging, Staging, StorageIO
 from ._registry import ENTRY_POINT_GROUP, KNOWN_IMPLEMENTATIONS, Known, filesystem, storage_class, storage_classes
-from ._remember import MAX_AGE as RECORD_MAX_AGE
-from ._remember import Memo, fresh
 from ._translate import damaged, too_large, translate
 from ._urls import option_flag
+
+if TYPE_CHECKING:  # loaded when first asked for: only the probing backends use them, and a local run does not
+    from ._remember import MAX_AGE as RECORD_MAX_AGE
+    from ._remember import Memo, fresh
 
 __all__ = [
     "CHUNK_SIZE",
@@ -47,3 +51,11 @@ __all__ = [
     "too_large",
     "translate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RECORD_MAX_AGE", "Memo", "fresh"):
+        from . import _remember
+
+        return _remember.MAX_AGE if name == "RECORD_MAX_AGE" else getattr(_remember, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

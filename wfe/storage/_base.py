@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, BinaryIO, NamedTuple, Protocol, TypeVar, cast
@@ -298,7 +296,7 @@ class StorageIO:
             if self.atomic_upload:
                 self._put(local, path, size)
             else:
-                temporary = self.path(f"tmp/{uuid.uuid4().hex}")
+                temporary = self.path(f"tmp/{os.urandom(16).hex()}")
                 self._mkdir_parent(temporary)
                 self._put(local, temporary, size)
                 try:
@@ -405,6 +403,8 @@ class SpooledStaging(Staging):
 
     def write(self, data: bytes | memoryview) -> None:
         if not self._on_disk and self._size + len(data) > SPOOL_LIMIT:
+            import tempfile
+
             spill = tempfile.NamedTemporaryFile(prefix="wfe-", delete=False)  # noqa: SIM115
             spill.write(cast(io.BytesIO, self._buffer).getbuffer())
             self._buffer = spill

@@ -19,7 +19,6 @@ import io
 import itertools
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import IO, Any, BinaryIO
@@ -332,6 +331,8 @@ class LocalIO(StorageIO):
                 self._check_folders(self._tmp, make=True)
             except FileExistsError:
                 pass
+            import tempfile
+
             fd, temp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
             return temp, fd
         except OSError as exc:

@@ -36,9 +36,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ LISTING_BUDGET = 1.0  # seconds of writes the listing probe may cost, estimated 
 def probe(storage: StorageIO) -> Findings:
     """Find out what ``storage``'s filesystem can do, in a few requests under ``tmp/probe-…``; never raises."""
     fs = storage.fs
-    folder = storage.path(f"{PROBE_PREFIX}{uuid.uuid4().hex}")
+    folder = storage.path(f"{PROBE_PREFIX}{os.urandom(16).hex()}")
     rows: dict[str, Finding] = {}
     started = time.monotonic()
     try:

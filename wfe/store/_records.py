@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -203,7 +203,7 @@ def new_run_id(now: float | None = None) -> str:
     """Sortable by start time: ``20261126T130501123Z-3f2a1c``."""
     now = time.time() if now is None else now
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
-    return f"{stamp}-{secrets.token_hex(3)}"
+    return f"{stamp}-{os.urandom(3).hex()}"
 
 
 def validate_run_id(run_id: str) -> str:

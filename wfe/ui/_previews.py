@@ -24,7 +24,7 @@ from markupsafe import Markup
 from .._errors import WfeError
 from .._humanize import human_size
 from ..graph._model import Artifact
-from ..ops._address import read_bytes
+from ..ops._outputs import read_bytes
 from ..store._store import Store
 
 PREVIEW_BYTES = 16 * 1024 * 1024  # larger outputs are offered for download only

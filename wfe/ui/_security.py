@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..graph._model import Artifact
-from ..ops._address import read_bytes
+from ..ops._outputs import read_bytes
 from ..store._store import Store
 from ._previews import base_mime, kind_of
 
