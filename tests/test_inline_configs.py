@@ -22,6 +22,7 @@ from wfe.ops._verify import verify_store
 from wfe.store._digest import canonical_json
 from wfe.store._paths import record_path
 from wfe.store._records import INLINE_CONFIG
+from wfe.store._store import CONFIG_ENTRIES
 
 
 @wfe.function(outputs="application/json")
@@ -113,6 +114,32 @@ def test_a_mapped_nodes_config_is_read_from_its_elements_entries_and_synced_with
     report = sync(store, copy, runs=[result.run_id])
     assert report.ok, report.failures
     assert node_config(copy, result, "scaled") == {"factor": 3} and verify_store(copy).clean
+
+
+def test_a_config_whose_entries_are_gone_is_looked_for_in_a_bounded_number_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = wfe.open_store(str(tmp_path / "store"))
+    wf = wfe.Workflow("wide")
+    values = wf.node(listed, id="values", config={"n": 200})
+    wf.map(scaled, values, id="scaled", factor=3)
+    result = wfe.run(wf, store)
+    record = result.manifest.nodes["scaled"]
+    keys = list(record.action_keys())
+    assert len(keys) == 200 and record.config is not None
+    looked: list[str] = []
+    lookup = type(store.actions).lookup
+    monkeypatch.setattr(type(store.actions), "lookup", lambda self, key: looked.append(key) or lookup(self, key))
+    for key in keys[:-1]:  # all but the last element's entry collected: the config is past the bound
+        store.io.delete(record_path("actions", key))
+    with pytest.raises(wfe.NotFoundError):
+        store.config(record.config, keys)
+    assert len(looked) == CONFIG_ENTRIES  # not one request per element
+    store.io.delete(record_path("actions", keys[-1]))
+    wfe.run(wf, store)  # the entries come back
+    store.io.delete(record_path("actions", keys[0]))
+    looked.clear()
+    assert store.config(record.config, keys) == {"factor": 3} and len(looked) == 2  # the first gone, the second has it
 
 
 def test_explain_names_the_field_that_changed_in_a_carried_config(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from ._cache import cache_settings, with_cache
 from ._records import ActionCache, ConfigStore, FunctionStore, RunStore, load_json
 
 DEFAULT_STORE = "./.wfe"
+CONFIG_ENTRIES = 16  # action entries a config missing from the config store is looked for in
 
 
 def default_store_url() -> str:
@@ -84,11 +86,13 @@ class Store:
         try:
             return self.configs.get_json(digest)
         except NotFoundError:
-            for key in action_keys:
-                if key is not None:
-                    data = self.configs.from_entry(digest, self.actions.lookup(key))
-                    if data is not None:
-                        return data
+            # Every entry of the node carries the same config (its digest is part of the action key), so a
+            # few suffice: a mapped node's 10,000 element entries, all collected, are not 10,000 requests.
+            keys = (key for key in action_keys if key is not None)
+            for key in itertools.islice(keys, CONFIG_ENTRIES):
+                data = self.configs.from_entry(digest, self.actions.lookup(key))
+                if data is not None:
+                    return data
             raise
 
     def config(self, digest: str, action_keys: Iterable[str | None] = ()) -> dict[str, Any]:
