@@ -218,6 +218,16 @@ def test_a_local_store_url_naming_no_folder_or_the_filesystems_root_is_refused_i
     assert sorted(os.listdir("/")) == before  # no blobs/, runs/ or tmp/ made beside /etc
 
 
+def test_a_local_store_through_a_link_to_the_filesystems_root_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "root").symlink_to("/")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "store").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(wfe.StoreURLError, match="filesystem's root"):
+        wfe.open_store(str(tmp_path / "root"))
+    wfe.open_store(str(tmp_path / "store")).blobs.put(b"x")  # a link to another folder is a store as any
+    assert any((tmp_path / "elsewhere" / "blobs").iterdir())
+
+
 def billion_laughs() -> bytes:
     """Nine levels of aliases, each nine of the level below: under 1 KB, 387 million strings expanded."""
     lines = ["name: lol", "a: &a [" + ",".join(['"lol"'] * 9) + "]"]

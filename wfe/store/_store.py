@@ -28,7 +28,8 @@ def default_store_url() -> str:
 def _local_root(path: str, url: str) -> str:
     """The absolute folder of a local store; never the filesystem's root, where its folders would sit beside /etc."""
     root = os.path.abspath(path)
-    if os.path.dirname(root) == root:
+    real = os.path.realpath(root)  # a link to / is the root too
+    if os.path.dirname(root) == root or os.path.dirname(real) == real:
         raise StoreURLError(f"store URL {url!r} names the filesystem's root: name a folder for the store")
     return root
 
