@@ -22,6 +22,10 @@ def start(*, value=0):
 def step(x, *, i=0):
     return x + 1
 
+@wfe.function(inputs=["application/json"], outputs="application/json")
+def shifted(x, *, i=0):
+    return x + i
+
 @wfe.function(outputs="application/json")
 def items(*, n=0):
     return list(range(n))
@@ -47,8 +51,8 @@ def write(folder: Path, shape: str, n: int) -> Path:
     (folder / "bench_functions.py").write_text(FUNCTIONS)
     nodes = [{"id": "n0", "function": "start"}]
     edges = []
-    for i in range(1, n):
-        nodes.append({"id": f"n{i}", "function": "step", "config": {"i": i}})
+    for i in range(1, n):  # fanout: every step returns 1, one blob in all; fanout_own: each its own, as elements
+        nodes.append({"id": f"n{i}", "function": "shifted" if shape == "fanout_own" else "step", "config": {"i": i}})
         edges.append({"source": f"n{i - 1}" if shape == "chain" else "n0", "target": f"n{i}"})
     if shape == "map":  # one node mapped over a JSON list of n items: n actions, one per element
         nodes = [{"id": "items", "function": "items", "config": {"n": n}}, {"id": "each", "function": "step",

@@ -9,7 +9,9 @@ files a cold node needs (its output blob and its action entry, which
 carries a small config, each a temp file linked into place; a run alone
 on its store takes no lease) on a fresh store, with no engine around it.
 Throughput is shown beside hashlib's sha256 and a plain file copy. Prints
-a markdown table.
+a markdown table. ``fanout``'s nodes all return 1 (one blob in all);
+``fanout_own``'s each store an output of their own, as a mapped node's
+elements (``map``) do: the like-for-like plain node for an element.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def main() -> None:
         f"| start-up: 1-node run | {base_cold * 1000:.0f} ms cold, {base_cached * 1000:.0f} ms cached | < 250 ms |"
     )
     sizes = [100, 200, 1000] + ([] if args.quick else [10000])
-    for shape in ("chain", "fanout", "map"):
+    for shape in ("chain", "fanout", "fanout_own", "map"):
         for n in sizes:
             workflow = write(work, shape, n)
             colds, cacheds, peaks, floors, ratios = [], [], [], [], []
