@@ -32,7 +32,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"error: {message}\n")
+        self.exit(EXIT_USAGE, f"error: {single_line(message)}\n")  # an argument may hold a line break
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
@@ -121,9 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def one_line(exc: BaseException) -> str:
     """An error's message on one line (its type where it has none), with any secret in it masked."""
+    return single_line(str(exc)) or type(exc).__name__
+
+
+def single_line(text: str) -> str:
+    """``text`` on one line, every run of whitespace and line breaks one space, with any secret in it masked."""
     from .._redact import redact
 
-    return redact(" ".join(str(exc).split())) or type(exc).__name__
+    return redact(" ".join(text.split()))
 
 
 def entry() -> None:

@@ -202,6 +202,8 @@ def resolve_spec(spec: FunctionSpec) -> Registered:
 def allow_modules(modules: Iterable[str]) -> None:
     """Import modules the user allows (installed or on ``sys.path``), running their registrations."""
     for module_name in modules:
+        if not all(part.isidentifier() for part in module_name.split(".")):
+            raise FunctionNotAllowedError(f"allowed module {module_name!r} is not a module name (e.g. package.module)")
         try:
             importlib.import_module(module_name)
         except ImportError as exc:
