@@ -87,8 +87,10 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-CONFIG = st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(lambda k: k != "id"), JSON,
-                         max_size=3)
+# Any key but the three that name the node's own settings (``id``, ``cache``, ``config``: those go in ``config=``);
+# ``fn``, ``items`` and ``sub`` are config keys like any other.
+CONFIG = st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda k: k not in ("id", "cache", "config")) | st.sampled_from(["fn", "items", "sub"]), JSON, max_size=3)
 
 
 @st.composite

@@ -100,7 +100,7 @@ class Workflow:
             entry["port"] = source.port
         self._outputs.append(entry)
 
-    def node(self, fn: Callable[..., Any], *inputs: Handle, id: str | None = None, cache: str = "use",
+    def node(self, fn: Callable[..., Any], /, *inputs: Handle, id: str | None = None, cache: str = "use",
              config: Mapping[str, Any] | None = None, **keywords: Any) -> Handle:
         """A function node: ``inputs`` feed its inputs in order, keyword handles its named input ports,
         every other keyword is config.
@@ -114,7 +114,7 @@ class Workflow:
         merged = _merged(id or entry.name, config, keywords)
         return self._function_node(entry, inputs, id, merged, ports, mapped=False, cache=cache)
 
-    def map(self, fn: Callable[..., Any], items: Handle, *inputs: Handle, id: str | None = None,
+    def map(self, fn: Callable[..., Any], items: Handle, /, *inputs: Handle, id: str | None = None,
             cache: str = "use", config: Mapping[str, Any] | None = None, **keywords: Any) -> Handle:
         """A mapped function node: ``fn`` runs once per element of ``items``; the rest as for :meth:`node`."""
         entry = self._entry(fn)
@@ -122,7 +122,7 @@ class Workflow:
         merged = _merged(id or entry.name, config, keywords)
         return self._function_node(entry, (items, *inputs), id, merged, ports, mapped=True, cache=cache)
 
-    def workflow(self, sub: Workflow | str, *inputs: Handle, id: str | None = None, **config: Any) -> Handle:
+    def workflow(self, sub: Workflow | str, /, *inputs: Handle, id: str | None = None, **config: Any) -> Handle:
         """A sub-workflow node: ``sub`` a Workflow (referred to by digest) or a workflow file's path.
 
         Keyword handles feed the sub-workflow's inputs of those names; other keywords map
