@@ -99,6 +99,17 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._visible import Visible
+
+    shown = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Visible(sys.stdout), Visible(sys.stderr)  # see _visible: shown, not obeyed
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = shown
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)  # the verb comes first: ``wfe`` itself takes no option
     args = parser.parse_args(argv)

@@ -30,7 +30,10 @@ def rich_bars(stream: TextIO, *, prefix: str | None = None) -> Any | None:
         columns = [description, BarColumn(), MofNCompleteColumn()]
     else:
         columns = [TextColumn(prefix), BarColumn(), MofNCompleteColumn(), description]
-    bars = Bars(*columns, TimeElapsedColumn(), console=Console(file=stream), transient=True)
+    from ._visible import unescaped
+
+    # rich draws with cursor controls of its own: to the stream under Visible (the text it is given is made visible)
+    bars = Bars(*columns, TimeElapsedColumn(), console=Console(file=unescaped(stream)), transient=True)
     bars.start()
     return bars
 

@@ -51,9 +51,11 @@ def configure_logging(level_name: str, log_file: str | None) -> None:
 
 
 class _Redacting(logging.Formatter):
-    """A formatter whose lines (the message, and any traceback under it) have every secret masked."""
+    """A formatter whose lines (the message, and any traceback under it) have every secret masked, and
+    every control character shown as an escape (a log file is read on a terminal too: see _visible)."""
 
     def format(self, record: logging.LogRecord) -> str:
         from .._redact import redact
+        from ._visible import visible
 
-        return redact(super().format(record))
+        return visible(redact(super().format(record)))

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 from .._humanize import human_size
 from ..store._manifest import NodeRecord
 from ._bars import rich_bars
+from ._visible import unescaped, visible
 
 SETTLED = ("ran", "cached", "failed", "skipped")
 REDRAW_INTERVAL = 0.1  # seconds
@@ -76,7 +77,7 @@ class LiveProgress:
 
     def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.counts = Counts(total)
-        self.stream = stream or sys.stdout
+        self.stream = unescaped(stream or sys.stdout)  # its own cursor controls; node lines made visible
         self._task: Any = None
         self._drawn = 0.0
         self._progress: Any = rich_bars(self.stream, prefix="[bold]wfe[/]")
@@ -88,12 +89,12 @@ class LiveProgress:
         lines = node_lines(node_id, record)
         if self._progress is None:
             for line in lines:
-                print("\r\x1b[K" + line, file=self.stream)
+                print("\r\x1b[K" + visible(line), file=self.stream)
             print(f"\r\x1b[K{self.counts.done}/{self.counts.total} {self.counts.describe()}", end="", file=self.stream)
             self.stream.flush()
             return
         for line in lines:
-            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            self._progress.console.print(visible(line), markup=False, highlight=False, soft_wrap=True)
         now = time.monotonic()
         # rich redraws 10 times a second by itself; a forced redraw per event would flood big runs
         refresh = now - self._drawn >= REDRAW_INTERVAL or self.counts.done == self.counts.total
