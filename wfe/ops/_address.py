@@ -225,9 +225,9 @@ def verified_copy(store: Store, artifact: Artifact) -> Path:
     exits), never the store's own file: changing it cannot damage the store.
     A copy made earlier is hashed again before it is handed out again.
     """
-    hexdigest = artifact.digest[len(PREFIX):]
     import mimetypes
 
+    hexdigest = artifact.digest[len(PREFIX):]
     extension = mimetypes.guess_extension(artifact.mime.split(";")[0].strip()) or ""
     target = Path(_copies_folder()) / f"{hexdigest}{extension}"
     if target.exists():

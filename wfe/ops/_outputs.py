@@ -19,9 +19,9 @@ from ..store._store import Store
 
 
 def _nodes_hint(manifest: RunManifest, node_id: str) -> str:
-    names = list(manifest.nodes)
-    import difflib
+    import difflib  # only when a name is wrong: kept out of a run's start-up
 
+    names = list(manifest.nodes)
     close = difflib.get_close_matches(node_id, names, n=1)
     guess = f"did you mean {close[0]!r}? " if close else ""
     return f"{guess}nodes of run {manifest.run_id}: {listing(names)}"
